@@ -1,0 +1,292 @@
+/*
+ * spate.h — the public C API of Spate, a micro-batch stream-processing engine.
+ *
+ * Conventions, stated once:
+ *  - Every fallible call returns an int status: zero is success, a negative SP_E* value is
+ *    failure. Calls that return a handle return NULL on failure. In both cases the context
+ *    keeps a one-line message naming the place (sp_context_errmsg()).
+ *  - Streams (sp_stream) and expressions (sp_expr) belong to the context that made them and
+ *    are freed with it; never free them yourself.
+ *  - Batches handed to callbacks belong to the engine and are valid only during the callback.
+ *  - The library never calls exit() and never writes to stdout except through print(),
+ *    whose destination is sp_config.out.
+ */
+#ifndef SPATE_H
+#define SPATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Errors */
+
+/** X(name, value, message): the one list of Spate's errors. */
+#define SP_ERRNO_MAP(X)                                                                      \
+    X(OK, 0, "success")                                                                      \
+    X(EINVAL, -1, "invalid argument")                                                        \
+    X(ENOMEM, -2, "out of memory")                                                           \
+    X(EIO, -3, "input/output error")                                                         \
+    X(ENOENT, -4, "no such file or directory")                                               \
+    X(EPARSE, -5, "malformed input")                                                         \
+    X(ECL, -6, "OpenCL error")                                                               \
+    X(EBUILD, -7, "kernel build failed")                                                     \
+    X(ENODEV, -8, "no OpenCL device")                                                        \
+    X(EDEVMEM, -9, "device out of memory")                                                   \
+    X(ECONN, -10, "connection failed")                                                       \
+    X(ETYPE, -11, "type error")                                                              \
+    X(ERUNTIME, -12, "runtime error")                                                        \
+    X(EUNSUPPORTED, -13, "not supported")                                                    \
+    X(ECALLBACK, -14, "user callback failed")                                                \
+    X(ESTATE, -15, "operation not allowed in this state")
+
+typedef enum sp_status {
+#define SP_X_ENUM(name, value, msg) SP_##name = (value),
+    SP_ERRNO_MAP(SP_X_ENUM)
+#undef SP_X_ENUM
+} sp_status;
+
+/** Message for a status, e.g. "kernel build failed". Never NULL. */
+const char *sp_strerror(int status);
+/** Name of a status, e.g. "SP_EBUILD". Never NULL. */
+const char *sp_errname(int status);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Types */
+
+/** Element types of columns. ts is int64 milliseconds since the epoch; str is a
+ *  dictionary-encoded string. */
+typedef enum sp_type {
+    SP_I32 = 0,
+    SP_I64,
+    SP_F32,
+    SP_F64,
+    SP_BOOL,
+    SP_TS,
+    SP_STR,
+    SP_TYPE_COUNT
+} sp_type;
+
+/** Name of a type ("i64", "str", ...). */
+const char *sp_type_name(sp_type t);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Context */
+
+typedef struct sp_context sp_context;
+typedef struct sp_stream sp_stream;
+typedef struct sp_expr sp_expr;
+typedef struct sp_batch sp_batch;
+typedef struct sp_row sp_row;
+typedef struct sp_emitter sp_emitter;
+
+/** Allocator hook, realloc-shaped: nsize == 0 frees ptr and returns NULL. Used for every
+ *  allocation the engine makes except column memory, which comes from NUMA arenas. */
+typedef void *(*sp_alloc_fn)(void *ud, void *ptr, size_t nsize);
+
+enum sp_clock { SP_CLOCK_AUTO = 0, SP_CLOCK_MANUAL, SP_CLOCK_SYSTEM };
+enum sp_strategy { SP_STRATEGY_AUTO = 0, SP_STRATEGY_CPU, SP_STRATEGY_GPU };
+
+typedef struct sp_config {
+    int64_t batch_ms;          /**< batch interval in ms (default 1000) */
+    const char *device;        /**< device selector: "cpu", "gpu", index, or name substring;
+                                    NULL: $SPATE_DEVICE, else the first device */
+    int threads;               /**< executor threads; 0: one per core */
+    int kernel_cache;          /**< 1 (default): cache program binaries on disk */
+    const char *cache_dir;     /**< NULL: $SPATE_CACHE_DIR, else $XDG_CACHE_HOME/spate */
+    int64_t max_batches;       /**< run exactly this many batch times; 0: until sources end */
+    int clock;                 /**< enum sp_clock; AUTO: manual for queue streams, else system */
+    int strategy;              /**< enum sp_strategy: kernel shape; AUTO follows device type */
+    const char *metrics_path;  /**< JSON lines of per-batch metrics, or NULL */
+    int status_line;           /**< -1 (default): when log is a terminal; 0 off; 1 on */
+    size_t batch_lines;        /**< textFile/stdin: lines per batch (0: by time) */
+    size_t dense_key_limit;    /**< largest key domain for the dense keyed path (0: default) */
+    const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
+    const char *topology_xml;  /**< hwloc XML topology file (tests), or NULL */
+    FILE *out;                 /**< print() destination (default stdout) */
+    FILE *log;                 /**< diagnostics and progress (default stderr) */
+    sp_alloc_fn alloc;         /**< allocator hook, or NULL for malloc */
+    void *alloc_ud;
+} sp_config;
+
+/** Fills a config with the defaults above. */
+void sp_config_init(sp_config *cfg);
+
+/** Makes a context. Opens nothing yet: the device and executors start with the run (or
+ *  sp_context_start()). Returns SP_OK, SP_EINVAL or SP_ENOMEM; *out is NULL on failure.
+ *  Free with sp_context_free. */
+int sp_context_new(const sp_config *cfg, sp_context **out);
+
+/** Opens the device, topology, executors and arenas (done by run when not done before). */
+int sp_context_start(sp_context *ctx);
+
+/** Runs the job until its sources end, max_batches batch times pass, or sp_context_stop(). */
+int sp_context_run(sp_context *ctx);
+
+/** Asks a running context to stop after the current batch. Async-signal-safe. */
+void sp_context_stop(sp_context *ctx);
+
+/** The one-line message of the last failure ("" if none). Belongs to the context. */
+const char *sp_context_errmsg(const sp_context *ctx);
+
+/** Number of batches run so far. */
+int64_t sp_context_batches(const sp_context *ctx);
+
+void sp_context_free(sp_context *ctx);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Expressions — lambda bodies as trees, compiled to OpenCL C or evaluated on the host.
+ *  A lambda's parameters are sp_expr_arg(ctx, 0) and sp_expr_arg(ctx, 1). Every node belongs
+ *  to the context. A NULL argument yields NULL (errors propagate to the consumer). */
+
+typedef enum sp_op {
+    SP_OP_ADD, SP_OP_SUB, SP_OP_MUL, SP_OP_DIV, SP_OP_MOD,
+    SP_OP_EQ, SP_OP_NE, SP_OP_LT, SP_OP_LE, SP_OP_GT, SP_OP_GE,
+    SP_OP_AND, SP_OP_OR, SP_OP_NOT, SP_OP_NEG,
+    SP_OP_MIN, SP_OP_MAX
+} sp_op;
+
+sp_expr *sp_expr_arg(sp_context *ctx, int index);
+sp_expr *sp_expr_i64(sp_context *ctx, int64_t v);
+sp_expr *sp_expr_f64(sp_context *ctx, double v);
+sp_expr *sp_expr_bool(sp_context *ctx, int v);
+sp_expr *sp_expr_str(sp_context *ctx, const char *s);
+/** Tuple field: index 0 is Scala's _1. */
+sp_expr *sp_expr_field(sp_context *ctx, sp_expr *tuple, int index);
+sp_expr *sp_expr_tuple(sp_context *ctx, int n, sp_expr *const *elems);
+sp_expr *sp_expr_tuple2(sp_context *ctx, sp_expr *a, sp_expr *b);
+sp_expr *sp_expr_binop(sp_context *ctx, sp_op op, sp_expr *a, sp_expr *b);
+sp_expr *sp_expr_unop(sp_context *ctx, sp_op op, sp_expr *a);
+sp_expr *sp_expr_if(sp_context *ctx, sp_expr *cond, sp_expr *then_e, sp_expr *else_e);
+sp_expr *sp_expr_cast(sp_context *ctx, sp_expr *e, sp_type to);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Sources. Each returns a stream that belongs to the context, or NULL on error.
+ *  Types are written as strings: "i64", "str", "(str,i64)", "(str,(i64,f64))". */
+
+/** Spark's queueStream on the manual clock: a JSON-lines file, one line per batch, each line
+ *  a JSON array of records (numbers, strings, booleans, arrays for tuples; [] is an empty
+ *  batch). type NULL infers it from the first record. */
+sp_stream *sp_queue_stream(sp_context *ctx, const char *path, const char *type);
+/** Replays a file's lines (type str), batch_lines lines per batch or as they arrive. */
+sp_stream *sp_text_file(sp_context *ctx, const char *path);
+/** Watches a directory; each new file is read once, in the batch in which it appears. */
+sp_stream *sp_text_file_stream(sp_context *ctx, const char *dir);
+/** TCP client reading lines, like Spark's socketTextStream. */
+sp_stream *sp_socket_text_stream(sp_context *ctx, const char *host, int port);
+/** Lines of standard input. */
+sp_stream *sp_stdin_stream(sp_context *ctx);
+
+typedef struct sp_generator_opts {
+    uint64_t seed;        /**< fixed seed: same records every run */
+    uint64_t keys;        /**< key domain: keys are 0..keys-1 (i64), or "k<N>" strings */
+    int string_keys;      /**< 1: keys are strings "k0".."k<keys-1>" */
+    int64_t value_max;    /**< values uniform in [0, value_max) */
+    uint64_t per_batch;   /**< records per batch (flat out) */
+    double rate;          /**< records per second on the system clock; 0: flat out */
+    uint64_t total;       /**< total records, 0: unbounded */
+} sp_generator_opts;
+/** Synthetic keyed records (key, value) of type (i64,i64) or (str,i64). */
+sp_stream *sp_generator(sp_context *ctx, const sp_generator_opts *opts);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Rows and emitters — for host callbacks (flatMap, transform, foreachRDD).
+ *  Columns are numbered in the flattened order of the type's leaves: "(str,(i64,f64))" has
+ *  columns 0:str 1:i64 2:f64. */
+
+int64_t sp_row_i64(const sp_row *row, int col);   /**< i32, i64, ts, bool columns */
+double sp_row_f64(const sp_row *row, int col);    /**< f32, f64 columns (ints converted) */
+const char *sp_row_str(const sp_row *row, int col, size_t *len); /**< not NUL-terminated */
+
+/** Appends one value to the current output row, in column order; then sp_emit_end(). */
+int sp_emit_i64(sp_emitter *em, int64_t v);
+int sp_emit_f64(sp_emitter *em, double v);
+int sp_emit_bool(sp_emitter *em, int v);
+int sp_emit_str(sp_emitter *em, const char *s, size_t len);
+int sp_emit_end(sp_emitter *em);
+
+/** Per-row host callback: emit zero or more rows. Runs on executor threads, in parallel:
+ *  must be thread-safe. Non-zero return fails the job. */
+typedef int (*sp_flatmap_fn)(void *ud, const sp_row *in, sp_emitter *out);
+/** Whole-batch callback (transform): emit the output batch's rows. Runs on the driver. */
+typedef int (*sp_transform_fn)(void *ud, const sp_batch *in, sp_emitter *out);
+/** Output callback (foreachRDD). Runs on the driver, in declaration order. */
+typedef int (*sp_foreach_fn)(void *ud, const sp_batch *batch);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Transformations (per batch, Spark's semantics). */
+
+typedef enum sp_agg { SP_AGG_SUM, SP_AGG_COUNT, SP_AGG_MIN, SP_AGG_MAX, SP_AGG_AVG } sp_agg;
+
+sp_stream *sp_stream_map(sp_stream *s, sp_expr *body);
+sp_stream *sp_stream_filter(sp_stream *s, sp_expr *pred);
+/** On (K,V) streams: body over the value (arg 0). */
+sp_stream *sp_stream_map_values(sp_stream *s, sp_expr *body);
+sp_stream *sp_stream_flat_map(sp_stream *s, const char *out_type, sp_flatmap_fn fn, void *ud);
+/** On (K,V) streams: fn sees the value row (column 0 = first value column) and emits values. */
+sp_stream *sp_stream_flat_map_values(sp_stream *s, const char *out_value_type, sp_flatmap_fn fn,
+                                     void *ud);
+sp_stream *sp_stream_union(sp_stream *a, sp_stream *b);
+/** count(): one i64 per batch; 0 for an empty batch. */
+sp_stream *sp_stream_count(sp_stream *s);
+/** reduce(f): f is (a,b) => ...; an empty batch gives no element. */
+sp_stream *sp_stream_reduce(sp_stream *s, sp_expr *f);
+/** countByValue(): (value, count:i64) */
+sp_stream *sp_stream_count_by_value(sp_stream *s);
+/** reduceByKey with a built-in aggregate over the value (AVG yields f64). */
+sp_stream *sp_stream_reduce_by_key_agg(sp_stream *s, sp_agg agg);
+/** reduceByKey((a,b) => ...) with a lambda; sums, mins and maxes are recognised. */
+sp_stream *sp_stream_reduce_by_key(sp_stream *s, sp_expr *f);
+/** groupByKey(): (K, Iterable[V]) */
+sp_stream *sp_stream_group_by_key(sp_stream *s);
+sp_stream *sp_stream_join(sp_stream *a, sp_stream *b);
+sp_stream *sp_stream_left_outer_join(sp_stream *a, sp_stream *b);
+sp_stream *sp_stream_right_outer_join(sp_stream *a, sp_stream *b);
+sp_stream *sp_stream_full_outer_join(sp_stream *a, sp_stream *b);
+sp_stream *sp_stream_cogroup(sp_stream *a, sp_stream *b);
+sp_stream *sp_stream_transform(sp_stream *s, const char *out_type, sp_transform_fn fn, void *ud);
+
+/** The stream's element type as a string, e.g. "(str,i64)". Belongs to the stream. */
+const char *sp_stream_type(const sp_stream *s);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Output operations, run in the order they are declared. */
+
+/** Spark's print(n): header for every batch, up to n elements. */
+int sp_stream_print(sp_stream *s, int n);
+/** One directory prefix-TIME_MS[.suffix] per batch with part files, renamed into place. */
+int sp_stream_save_as_text_files(sp_stream *s, const char *prefix, const char *suffix);
+int sp_stream_foreach_rdd(sp_stream *s, sp_foreach_fn fn, void *ud);
+/** Appends every batch's elements to one CSV file (time_ms first column). */
+int sp_stream_save_csv(sp_stream *s, const char *path);
+/** Appends every batch's elements to one JSON-lines file ({"time":T,"value":...}). */
+int sp_stream_save_jsonl(sp_stream *s, const char *path);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Batches (read-only views inside callbacks). */
+
+int64_t sp_batch_time(const sp_batch *b);
+size_t sp_batch_count(const sp_batch *b);
+/** Number of flattened columns of the batch's type. */
+int sp_batch_columns(const sp_batch *b);
+int64_t sp_batch_i64(const sp_batch *b, size_t row, int col);
+double sp_batch_f64(const sp_batch *b, size_t row, int col);
+const char *sp_batch_str(const sp_batch *b, size_t row, int col, size_t *len);
+/** Writes element `row` in Scala's toString form, e.g. "(a,(1,x))". Returns the length it
+ *  needed (snprintf-like) or a negative status. */
+int sp_batch_format(const sp_batch *b, size_t row, char *buf, size_t size);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Devices */
+
+/** Prints every OpenCL device and the hwloc topology summary (spate devices) to f. */
+int sp_devices_print(FILE *f, const sp_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPATE_H */

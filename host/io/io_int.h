@@ -1,0 +1,88 @@
+/* io_int.h — sources (receivers) and sinks (output operations).
+ *
+ * A source produces, for each batch time t the driver seals, the records that belong to the
+ * batch ending at t. Live sources (socket, stdin) run a receiver thread that pushes lines into
+ * a bounded ingest buffer (it blocks when full: back-pressure, never drops); next() drains what
+ * arrived. Replay sources (queue, textFile) read what the batch needs in next(). */
+#ifndef SPATE_IO_INT_H
+#define SPATE_IO_INT_H
+
+#include "batch/batch_int.h"
+#include "exec/exec_int.h"
+
+#include <stdio.h>
+
+typedef struct sp_source sp_source;
+
+typedef struct source_vt {
+    const char *kind; /* "queueStream", "textFile", ... (used in messages) */
+    /** Opens files / connects / starts the receiver thread. */
+    int (*start)(sp_source *s, sp_diag *d);
+    /** Appends to `out` (an empty batch of s->td, time t) the records of the batch ending at
+     *  t. Sets *done = 1 when the source has no more input after this batch (finite sources
+     *  end the run with the batch that drains them). Errors name the file and line. */
+    int (*next)(sp_source *s, int64_t t, sp_batch *out, int *done, sp_diag *d);
+    /** Stops receiving (joins threads, closes files); idempotent. */
+    void (*stop)(sp_source *s);
+    void (*destroy)(sp_source *s);
+} source_vt;
+
+struct sp_source {
+    const source_vt *vt;
+    sp_td *td;            /* element type, owned */
+    batch_env *env;
+    sp_exec *exec;        /* executors for parallel parsing (may be NULL) */
+    int manual_clock;     /* 1: batch k has time k x interval (queueStream) */
+    void *impl;
+};
+
+/** Constructors (nothing is opened until start, except what type inference must read).
+ *  Free with source_free. */
+int source_queue_new(batch_env *env, const char *path, const char *type, sp_source **out,
+                     sp_diag *d);
+int source_text_file_new(batch_env *env, const char *path, size_t batch_lines, sp_source **out,
+                         sp_diag *d);
+int source_dir_new(batch_env *env, const char *dir, sp_source **out, sp_diag *d);
+int source_socket_new(batch_env *env, const char *host, int port, sp_source **out, sp_diag *d);
+/** Lines from a file descriptor (stdin: 0), through a receiver thread. batch_lines > 0 cuts
+ *  a batch every that many lines (deterministic); 0 takes what arrived by the boundary. */
+int source_fd_new(batch_env *env, int fd, const char *name, size_t batch_lines, sp_source **out,
+                  sp_diag *d);
+int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source **out,
+                         sp_diag *d);
+void source_free(sp_source *s);
+
+/* ----------------------------------------------------------------------------------- sinks */
+
+typedef struct sp_sink sp_sink;
+
+typedef struct sink_vt {
+    const char *kind;
+    /** Writes one batch (even an empty one); the output of batch time t is complete and
+     *  visible when this returns (files: written then renamed). */
+    int (*write)(sp_sink *k, const sp_batch *b, sp_diag *d);
+    /** Flushes and closes. */
+    int (*close)(sp_sink *k, sp_diag *d);
+    void (*destroy)(sp_sink *k);
+} sink_vt;
+
+struct sp_sink {
+    const sink_vt *vt;
+    const sp_allocator *alloc;
+    void *impl;
+};
+
+/** print(n) in Spark's format to f: 43 dashes, "Time: T ms", 43 dashes, up to n elements in
+ *  toString form, "..." when there were more, an empty line. Flushes f per batch. */
+int sink_print_new(const sp_allocator *a, FILE *f, int n, sp_sink **out, sp_diag *d);
+/** saveAsTextFiles: directory prefix-T[.suffix] with part-NNNNN files and _SUCCESS, written
+ *  under a temporary name then renamed (a re-run of a batch replaces it). */
+int sink_text_files_new(const sp_allocator *a, const char *prefix, const char *suffix,
+                        sp_sink **out, sp_diag *d);
+int sink_csv_new(const sp_allocator *a, const char *path, sp_sink **out, sp_diag *d);
+int sink_jsonl_new(const sp_allocator *a, const char *path, sp_sink **out, sp_diag *d);
+int sink_foreach_new(const sp_allocator *a, sp_foreach_fn fn, void *ud, sp_sink **out,
+                     sp_diag *d);
+void sink_free(sp_sink *k);
+
+#endif
