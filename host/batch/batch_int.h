@@ -109,6 +109,9 @@ typedef struct sp_col {
     sp_arena *arena;     /* where data/bytes came from and go back to */
 } sp_col;
 
+/** An empty column of type t and encoding enc (ENC_PLAIN for non-strings) whose memory comes
+ *  from `arena` (required). Allocates nothing; cannot fail. */
+void col_init(sp_col *c, sp_type t, col_enc enc, sp_arena *arena);
 /** Makes room for `n` elements in total (ENC_RAW: and `nbytes` text bytes), keeping what is
  *  there. SP_ENOMEM on failure. */
 int col_reserve(sp_col *c, size_t n, size_t nbytes);
@@ -125,6 +128,12 @@ const char *col_get_str(const sp_col *c, const sp_dict *dict, size_t i, size_t *
 int col_encode(sp_col *c, sp_dict *dict, sp_diag *d);
 /** Appends element i of src to dst (same type; strings re-encoded as dst's encoding). */
 int col_push_from(sp_col *dst, const sp_col *src, const sp_dict *dict, size_t i);
+/** Appends elements [lo, hi) of src (same type): one copy per block where the encodings
+ *  match, element by element where strings must be re-encoded. */
+int col_push_range(sp_col *dst, const sp_col *src, const sp_dict *dict, size_t lo, size_t hi);
+/** Drops elements from n on (n <= len); keeps the memory. */
+void col_truncate(sp_col *c, size_t n);
+/** Returns the column's memory to its arena; the column stays usable (empty). */
 void col_release(sp_col *c);
 
 /* --------------------------------------------------------------------------------- batches */
@@ -145,7 +154,8 @@ struct sp_batch {
 /** An empty batch of type td (copied) at time t, one partition on node 0; columns
  *  ENC_PLAIN/ENC_DICT. Release with batch_release. */
 int batch_new(batch_env *env, const sp_td *td, int64_t t, sp_batch **out, sp_diag *d);
-/** Sets the partition table (row ranges and nodes); nparts >= 1, start[nparts] == b->n. */
+/** Sets the partition table (row ranges and nodes); nparts >= 1, start[nparts] == b->n.
+ *  Partitions always cover [0, n): rows appended later extend the last partition. */
 int batch_set_parts(sp_batch *b, unsigned nparts, const size_t *start, const unsigned *node);
 /** Splits rows into `nparts` equal ranges (all on `node` unless nodes != NULL). */
 int batch_split_even(sp_batch *b, unsigned nparts, const unsigned *nodes);
@@ -163,7 +173,10 @@ int batch_format_row(const sp_batch *b, size_t i, strbuf *sb);
 void format_java_double(double v, strbuf *sb);
 void format_java_float(float v, strbuf *sb);
 
-/* The public emitter: row-wise appends in flattened column order (flat types only). */
+/* The public emitter: row-wise appends in flattened column order (flat types only).
+ * sp_emit_i64/bool accept any non-string column (converted: to 0/1 for bool, to floating
+ * point for f32/f64); sp_emit_f64 only f32/f64 (else SP_ETYPE). An error is sticky (em->err)
+ * and sp_emit_end drops the partial row, so the columns stay aligned with b->n. */
 struct sp_emitter {
     sp_batch *b;
     int col;             /* next column of the current row */
@@ -171,6 +184,9 @@ struct sp_emitter {
     sp_td *td;           /* type of what is emitted (may be a suffix of b's, see first) */
     int first;           /* first column of b the emitter writes (flatMapValues: 1) */
 };
+/** first == 0: rows of b's whole type; first > 0: b's type is a tuple and the emitter writes
+ *  the child whose first column is `first` (flatMapValues: the value); the caller fills the
+ *  columns before it. A non-flat or unknown target sets em->err = SP_EUNSUPPORTED. */
 void emitter_init(sp_emitter *em, sp_batch *b, int first);
 
 /* The public row view: row `i` of batch b, columns shifted by `first`. */
