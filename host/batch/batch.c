@@ -31,6 +31,12 @@ static void batch_destroy(sp_batch *b)
 
 int batch_new(batch_env *env, const sp_td *td, int64_t t, sp_batch **out, sp_diag *d)
 {
+    return batch_new_on(env, td, t, 0, out, d);
+}
+
+int batch_new_on(batch_env *env, const sp_td *td, int64_t t, unsigned node, sp_batch **out,
+                 sp_diag *d)
+{
     *out = NULL;
     SP_CHECK(d, env && env->narenas >= 1 && env->arenas && td, SP_EINVAL,
              "batch_new: no arena or no type");
@@ -48,9 +54,11 @@ int batch_new(batch_env *env, const sp_td *td, int64_t t, sp_batch **out, sp_dia
     b->part_node = mem_calloc(a, 1, sizeof *b->part_node);
     if (!b->cols || !b->part_start || !b->part_node) goto oom;
     b->nparts = 1;
+    b->part_node[0] = node < env->narenas ? node : 0;
     for (int c = 0; c < b->ncols; c++) {
         sp_type ct = td_col_type(b->td, c);
-        col_init(&b->cols[c], ct, ct == SP_STR ? ENC_DICT : ENC_PLAIN, env->arenas[0]);
+        col_init(&b->cols[c], ct, ct == SP_STR ? ENC_DICT : ENC_PLAIN,
+                 env->arenas[node < env->narenas ? node : 0]);
     }
     if (batch_init_lists(b, b->td)) goto oom;
     *out = b;

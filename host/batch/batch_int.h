@@ -154,6 +154,10 @@ struct sp_batch {
 /** An empty batch of type td (copied) at time t, one partition on node 0; columns
  *  ENC_PLAIN/ENC_DICT. Release with batch_release. */
 int batch_new(batch_env *env, const sp_td *td, int64_t t, sp_batch **out, sp_diag *d);
+/** The same with column memory from the arena of NUMA node `node` (its one partition is
+ *  marked as on that node): what an executor uses for the output of its partition. */
+int batch_new_on(batch_env *env, const sp_td *td, int64_t t, unsigned node, sp_batch **out,
+                 sp_diag *d);
 /** Sets the partition table (row ranges and nodes); nparts >= 1, start[nparts] == b->n.
  *  Partitions always cover [0, n): rows appended later extend the last partition. */
 int batch_set_parts(sp_batch *b, unsigned nparts, const size_t *start, const unsigned *node);

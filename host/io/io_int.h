@@ -51,6 +51,9 @@ int source_fd_new(batch_env *env, int fd, const char *name, size_t batch_lines, 
 int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source **out,
                          sp_diag *d);
 void source_free(sp_source *s);
+/** Bounds the ingest buffer of a receiver source (socket, fd) to `bytes` (default 64 MiB).
+ *  SP_EINVAL for other sources. */
+int source_set_ingest_limit(sp_source *s, size_t bytes, sp_diag *d);
 
 /* ----------------------------------------------------------------------------------- sinks */
 
