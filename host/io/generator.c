@@ -124,6 +124,7 @@ int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source *
         return diag_set(d, SP_ENOMEM, "generator: out of memory");
     }
     s->impl = g;
+    s->manual_clock = o->rate <= 0; /* flat out: batch k at k x interval, no waiting */
     g->o = *o;
     g->state = o->seed;
     if (o->string_keys && o->keys <= GEN_ID_CACHE_MAX) {

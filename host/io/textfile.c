@@ -82,6 +82,7 @@ int source_text_file_new(batch_env *env, const char *path, size_t batch_lines, s
         return diag_set(d, SP_ENOMEM, "textFile %s: out of memory", path);
     }
     s->impl = tf;
+    s->manual_clock = 1; /* a replay runs as fast as the pipeline goes: batch k at k x interval */
     lines_init(&tf->rd, env->alloc);
     tf->batch_lines = batch_lines;
     if (!(tf->path = mem_strdup(env->alloc, path))) {

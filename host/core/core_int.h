@@ -1,0 +1,130 @@
+/* core_int.h — the context, the stream graph and its plan, the driver.
+ *
+ * A job is a graph of sp_stream nodes built through the public API. At start the graph is
+ * planned: chains of element-wise nodes (map, filter, mapValues) whose intermediate nodes have
+ * a single consumer are fused into one ew_stage held by the chain's last node. At each batch
+ * time the driver seals every source (in declaration order), then runs the output operations
+ * in declaration order; each asks its stream for the batch of that time, which is computed
+ * once (memoised per batch time, like Spark's generatedRDDs) and released when the batch
+ * time is done. */
+#ifndef SPATE_CORE_INT_H
+#define SPATE_CORE_INT_H
+
+#include "batch/batch_int.h"
+#include "device/device_int.h"
+#include "exec/exec_int.h"
+#include "io/io_int.h"
+#include "ops/ew_int.h"
+#include "ops/expr_int.h"
+#include "ops/kreduce_int.h"
+
+#include <stdatomic.h>
+
+typedef enum node_kind {
+    N_SOURCE,
+    N_MAP,
+    N_FILTER,
+    N_MAP_VALUES,
+    N_FLAT_MAP,
+    N_FLAT_MAP_VALUES,
+    N_UNION,
+    N_COUNT,
+    N_REDUCE,
+    N_COUNT_BY_VALUE,
+    N_REDUCE_BY_KEY_AGG,
+    N_REDUCE_BY_KEY,
+    N_GROUP_BY_KEY,
+    N_JOIN,
+    N_COGROUP,
+    N_TRANSFORM
+} node_kind;
+
+enum join_kind { JOIN_INNER, JOIN_LEFT, JOIN_RIGHT, JOIN_FULL };
+
+struct sp_stream {
+    sp_context *ctx;
+    int id;                 /* declaration order */
+    node_kind kind;
+    sp_stream *parent[2];
+    sp_td *td;              /* element type */
+    char *type_str;
+    int nkey;               /* keyed streams: columns of the key (the first tuple element) */
+
+    sp_expr *expr;          /* map/filter/mapValues body, reduce lambda */
+    sp_agg agg;
+    int monoid;             /* reduce lambdas recognised as a built-in aggregate, else -1 */
+    int join;               /* enum join_kind */
+    sp_flatmap_fn fm_fn;
+    sp_transform_fn tr_fn;
+    void *ud;
+    sp_source *source;
+
+    /* plan */
+    int consumers;          /* streams and outputs reading this one */
+    int fused;              /* 1: evaluated as part of a consumer's stage */
+    sp_stream *stage_input; /* fused chain: the stream feeding the stage */
+    ew_stage *stage;
+    keymap *km;             /* keyed host operators and integer keys */
+    int source_done;
+
+    /* per batch time */
+    int64_t memo_time;
+    sp_batch *memo;
+    size_t records_in;      /* sources: records in the current batch */
+};
+
+typedef struct sp_output {
+    sp_stream *stream;
+    sp_sink *sink;
+} sp_output;
+
+struct sp_context {
+    sp_config cfg;
+    sp_allocator alloc;
+    sp_diag diag;
+    expr_pool *exprs;
+
+    sp_stream **streams;
+    int nstreams, cap_streams;
+    sp_output *outputs;
+    int noutputs, cap_outputs;
+
+    int started, planned;
+    sp_topo *topo;
+    sp_exec *exec;
+    sp_dev *dev;
+    sp_arena **arenas;
+    unsigned narenas;
+    sp_dict *dict;
+    batch_env env;
+
+    atomic_int stop;
+    int64_t batches;
+    FILE *metrics;
+    int status_tty;
+};
+
+/** Records a failure in the context's diag (and returns code). */
+int ctx_fail(sp_context *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Copies a lower layer's diag into the context's. */
+int ctx_take(sp_context *ctx, const sp_diag *d);
+
+/* stream.c */
+sp_stream *stream_new(sp_context *ctx, node_kind kind, sp_stream *p0, sp_stream *p1, sp_td *td);
+void stream_free(sp_stream *s);
+int stream_plan(sp_context *ctx);
+/** The batch of stream s at time t (memoised); the caller gets its own reference. */
+int stream_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d);
+
+/* hostops.c — per-batch operators that run on the executors (host). */
+int hostop_flat_map(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+int hostop_union(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **out, sp_diag *d);
+int hostop_count(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+int hostop_reduce(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+int hostop_group_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **out,
+                sp_diag *d);
+int hostop_transform(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+
+#endif

@@ -1,0 +1,320 @@
+/* driver.c — the batch clock and the run loop.
+ *
+ * Batch times follow Spark: on the manual clock (queue streams and replays) the k-th batch has
+ * time k x interval; on the system clock the first batch time is the first multiple of the
+ * interval after the start, and the driver sleeps until each boundary. At each batch time the
+ * driver seals every source into a batch, runs the output operations in declaration order,
+ * writes metrics, and releases the batch time's memoised batches. */
+#include "core/core_int.h"
+
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/** Sleeps until wall-clock time t (ms), waking early when a stop is requested. */
+static void sleep_until(sp_context *ctx, double t)
+{
+    for (;;) {
+        double left = t - now_ms();
+        if (left <= 0 || atomic_load(&ctx->stop))
+            return;
+        if (left > 50)
+            left = 50;
+        struct timespec ts = {(time_t)(left / 1e3), (long)((left - (double)(time_t)(left / 1e3) * 1e3) * 1e6)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+typedef struct batch_metrics {
+    int64_t batch;
+    int64_t time_ms;
+    size_t records_in, records_out;
+    double sched_delay_ms, processing_ms;
+} batch_metrics;
+
+static void report(sp_context *ctx, const batch_metrics *m)
+{
+    if (ctx->metrics) {
+        fprintf(ctx->metrics,
+                "{\"batch\":%lld,\"time_ms\":%lld,\"records_in\":%zu,\"records_out\":%zu,"
+                "\"scheduling_delay_ms\":%.3f,\"processing_ms\":%.3f,\"total_delay_ms\":%.3f}\n",
+                (long long)m->batch, (long long)m->time_ms, m->records_in, m->records_out,
+                m->sched_delay_ms, m->processing_ms, m->sched_delay_ms + m->processing_ms);
+        fflush(ctx->metrics);
+    }
+    if (ctx->status_tty)
+        fprintf(ctx->cfg.log,
+                "\r\033[Kspate: batch %lld (%lld ms) | in %zu | out %zu | processing %.1f ms | "
+                "scheduling delay %.1f ms",
+                (long long)m->batch, (long long)m->time_ms, m->records_in, m->records_out,
+                m->processing_ms, m->sched_delay_ms);
+}
+
+static void release_memos(sp_context *ctx)
+{
+    for (int i = 0; i < ctx->nstreams; i++) {
+        batch_release(ctx->streams[i]->memo);
+        ctx->streams[i]->memo = NULL;
+        ctx->streams[i]->memo_time = -1;
+    }
+}
+
+/** Seals every source for batch time t. Returns the records taken in. */
+static int seal_sources(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
+{
+    *records = 0;
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_stream *s = ctx->streams[i];
+        if (!s->source)
+            continue;
+        sp_batch *b = NULL;
+        int rc = batch_new(&ctx->env, s->td, t, &b, d);
+        if (rc)
+            return rc;
+        if (!s->source_done) {
+            int done = 0;
+            rc = s->source->vt->next(s->source, t, b, &done, d);
+            if (rc) {
+                batch_release(b);
+                return rc;
+            }
+            s->source_done = done;
+        }
+        /* Spread a large batch over the executors so host stages run in parallel. */
+        unsigned nx = exec_count(ctx->exec);
+        if (b->nparts <= 1 && nx > 1 && b->n >= 4096) {
+            unsigned nodes[256];
+            unsigned np = nx < 256 ? nx : 256;
+            for (unsigned p = 0; p < np; p++)
+                nodes[p] = exec_node(ctx->exec, p);
+            if (batch_split_even(b, np, nodes)) {
+                batch_release(b);
+                return diag_set(d, SP_ENOMEM, "out of memory partitioning a batch");
+            }
+        }
+        s->memo = b;
+        s->memo_time = t;
+        *records += b->n;
+    }
+    return SP_OK;
+}
+
+static int all_sources_done(sp_context *ctx)
+{
+    int any = 0;
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_stream *s = ctx->streams[i];
+        if (!s->source)
+            continue;
+        any = 1;
+        if (!s->source_done)
+            return 0;
+    }
+    return any;
+}
+
+static int run_outputs(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
+{
+    *records = 0;
+    for (int i = 0; i < ctx->noutputs; i++) {
+        sp_output *o = &ctx->outputs[i];
+        sp_batch *b = NULL;
+        int rc = stream_compute(o->stream, t, &b, d);
+        if (rc)
+            return rc;
+        rc = o->sink->vt->write(o->sink, b, d);
+        *records += b->n;
+        batch_release(b);
+        if (rc)
+            return rc;
+    }
+    return SP_OK;
+}
+
+static void stop_sources(sp_context *ctx)
+{
+    for (int i = 0; i < ctx->nstreams; i++)
+        if (ctx->streams[i]->source && ctx->streams[i]->source->vt->stop)
+            ctx->streams[i]->source->vt->stop(ctx->streams[i]->source);
+}
+
+static int close_sinks(sp_context *ctx, sp_diag *d)
+{
+    int first = SP_OK;
+    for (int i = 0; i < ctx->noutputs; i++) {
+        sp_sink *k = ctx->outputs[i].sink;
+        sp_diag d2;
+        diag_clear(&d2);
+        if (k->vt->close && k->vt->close(k, &d2) && first == SP_OK) {
+            first = d2.code;
+            *d = d2;
+        }
+    }
+    return first;
+}
+
+int sp_context_run(sp_context *ctx)
+{
+    if (!ctx)
+        return SP_EINVAL;
+    if (ctx->noutputs == 0)
+        return ctx_fail(ctx, SP_EINVAL,
+                        "no output operations registered, so nothing to execute (add print, "
+                        "saveAsTextFiles or foreachRDD)");
+    int rc = sp_context_start(ctx);
+    if (rc)
+        return rc;
+    if ((rc = stream_plan(ctx)))
+        return rc;
+    sp_diag d;
+    diag_clear(&d);
+    if (ctx->cfg.metrics_path && !ctx->metrics) {
+        ctx->metrics = fopen(ctx->cfg.metrics_path, "w");
+        if (!ctx->metrics)
+            return ctx_fail(ctx, SP_EIO, "%s: cannot open metrics file", ctx->cfg.metrics_path);
+    }
+    ctx->status_tty = ctx->cfg.status_line == 1 ||
+                      (ctx->cfg.status_line < 0 && isatty(fileno(ctx->cfg.log)));
+
+    int manual = ctx->cfg.clock == SP_CLOCK_MANUAL;
+    if (ctx->cfg.clock == SP_CLOCK_AUTO) {
+        manual = 1;
+        for (int i = 0; i < ctx->nstreams; i++)
+            if (ctx->streams[i]->source && !ctx->streams[i]->source->manual_clock)
+                manual = 0;
+    }
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_source *src = ctx->streams[i]->source;
+        if (src && src->vt->start && (rc = src->vt->start(src, &d))) {
+            stop_sources(ctx);
+            return ctx_take(ctx, &d);
+        }
+    }
+    int64_t interval = ctx->cfg.batch_ms;
+    int64_t start = interval; /* manual clock: batch k at k x interval */
+    if (!manual)
+        start = ((int64_t)now_ms() / interval + 1) * interval;
+
+    for (int64_t k = 1;; k++) {
+        if (atomic_load(&ctx->stop))
+            break;
+        int64_t t = start + (k - 1) * interval;
+        if (!manual)
+            sleep_until(ctx, (double)t);
+        if (atomic_load(&ctx->stop) && !manual)
+            break;
+        batch_metrics m = {k, t, 0, 0, 0, 0};
+        double t0 = now_ms();
+        m.sched_delay_ms = manual ? 0.0 : t0 - (double)t;
+        rc = seal_sources(ctx, t, &m.records_in, &d);
+        if (!rc)
+            rc = run_outputs(ctx, t, &m.records_out, &d);
+        release_memos(ctx);
+        if (rc)
+            break;
+        m.processing_ms = now_ms() - t0;
+        ctx->batches = k;
+        report(ctx, &m);
+        if (ctx->cfg.max_batches ? k >= ctx->cfg.max_batches : all_sources_done(ctx))
+            break;
+    }
+    if (ctx->status_tty)
+        fputc('\n', ctx->cfg.log);
+    stop_sources(ctx);
+    sp_diag d2;
+    diag_clear(&d2);
+    int rc2 = close_sinks(ctx, &d2);
+    if (rc)
+        return ctx_take(ctx, &d);
+    if (rc2)
+        return ctx_take(ctx, &d2);
+    return SP_OK;
+}
+
+/* ------------------------------------------------------------------------------- devices */
+
+static void print_bytes(FILE *f, uint64_t b)
+{
+    if (b >= (1ull << 30))
+        fprintf(f, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else if (b >= (1ull << 20))
+        fprintf(f, "%.1f MiB", (double)b / (double)(1ull << 20));
+    else
+        fprintf(f, "%.1f KiB", (double)b / 1024.0);
+}
+
+static const char *type_word(cl_device_type t)
+{
+    if (t & CL_DEVICE_TYPE_GPU)
+        return "GPU";
+    if (t & CL_DEVICE_TYPE_ACCELERATOR)
+        return "accelerator";
+    if (t & CL_DEVICE_TYPE_CPU)
+        return "CPU";
+    return "other";
+}
+
+int sp_devices_print(FILE *f, const sp_config *cfg)
+{
+    sp_config def;
+    if (!cfg) {
+        sp_config_init(&def);
+        cfg = &def;
+    }
+    sp_allocator a = {cfg->alloc, cfg->alloc_ud};
+    sp_diag d;
+    diag_clear(&d);
+    dev_info *list = NULL;
+    size_t n = 0;
+    sp_topo *topo = NULL;
+    topo_opts to = {cfg->topology_synthetic, cfg->topology_xml, cfg->log ? cfg->log : stderr, &a};
+    int trc = topo_open(&to, &topo, &d);
+    int rc = dev_enumerate(&a, &list, &n, &d);
+    if (rc) {
+        if (topo)
+            topo_close(topo);
+        fprintf(cfg->log ? cfg->log : stderr, "spate: %s\n", d.msg);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const dev_info *x = &list[i];
+        fprintf(f, "device %d: %s\n", x->index, x->name);
+        fprintf(f, "  platform:        %s (%s)\n", x->platform, x->platform_version);
+        fprintf(f, "  type:            %s\n", type_word(x->type));
+        fprintf(f, "  compute units:   %u\n", x->compute_units);
+        fprintf(f, "  global memory:   ");
+        print_bytes(f, x->global_mem);
+        fprintf(f, " (max allocation ");
+        print_bytes(f, x->max_alloc);
+        fprintf(f, ")\n  local memory:    ");
+        print_bytes(f, x->local_mem);
+        fprintf(f, "\n  OpenCL C:        %s\n", x->clc_version);
+        fprintf(f, "  driver:          %s\n", x->driver);
+        fprintf(f, "  int64 atomics:   %s\n", x->int64_atomics ? "yes" : "no");
+        fprintf(f, "  fp64:            %s\n", x->fp64 ? "yes" : "no");
+        fprintf(f, "  kernel shape:    %s\n",
+                (x->type & CL_DEVICE_TYPE_GPU) ? "GPU (local memory, coalesced)"
+                                               : "CPU (chunked, private partials)");
+        if (topo && trc == SP_OK) {
+            int node = topo_device_node(topo, x);
+            if (node >= 0)
+                fprintf(f, "  NUMA node:       %d\n", node);
+            else
+                fprintf(f, "  NUMA node:       unknown%s\n",
+                        (x->type & CL_DEVICE_TYPE_CPU) ? " (CPU device: all nodes)" : "");
+        }
+    }
+    mem_free(&a, list);
+    if (topo) {
+        topo_summary(topo, f);
+        topo_close(topo);
+    }
+    return SP_OK;
+}

@@ -1,0 +1,521 @@
+/* ew.c — element-wise stages: a chain of map / filter / mapValues run as one generated kernel
+ * (codegen.c) or, when a step needs string bytes, on the executors with the host evaluator.
+ *
+ * Device path, per batch: the input columns the kernel reads are wrapped zero-copy, the kernel
+ * writes every output column at the row's own index (plus a keep flag when a filter exists);
+ * with filters the flags are compacted (kscan_compact_buf) and each output column gathered
+ * into the dense output batch. Output partitions follow the input's: partition p of the output
+ * holds the surviving rows of input partition p, on the same node.
+ *
+ * Host path: one executor task per input partition evaluates its rows in order into its own
+ * batch; the parts are then appended in partition order, so row order is the input's minus
+ * the filtered rows. Errors report the smallest failing row of the first failing partition. */
+#include "ops/ew_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ew_stage {
+    sp_dev *dev;
+    batch_env *env;
+    const sp_allocator *a;
+    char *name;
+    sp_td *in_td, *out_td;
+    int nsteps;
+    ew_step *steps;
+    expr_typed **typed; /* per step, for the host evaluator */
+    int on_device;
+    char why_host[sizeof(((sp_diag *)0)->msg)]; /* why the stage runs on the host */
+    ew_code code;
+    cl_program prog;
+    cl_kernel kern;
+};
+
+const sp_td *ew_stage_type(const ew_stage *st)
+{
+    return st->out_td;
+}
+
+int ew_stage_on_device(const ew_stage *st)
+{
+    return st->on_device;
+}
+
+void ew_stage_free(ew_stage *st)
+{
+    if (!st) return;
+    const sp_allocator *a = st->a;
+    if (st->kern) clReleaseKernel(st->kern);
+    if (st->prog) clReleaseProgram(st->prog);
+    ew_code_free(a, &st->code);
+    if (st->typed)
+        for (int s = 0; s < st->nsteps; s++)
+            expr_typed_free(a, st->typed[s]);
+    mem_free(a, st->typed);
+    mem_free(a, st->steps);
+    td_free(a, st->in_td);
+    td_free(a, st->out_td);
+    mem_free(a, st->name);
+    mem_free(a, st);
+}
+
+static const char *ew_type_text(const sp_allocator *a, const sp_td *t, char *buf, size_t size)
+{
+    strbuf sb;
+    sb_init(&sb, a);
+    td_format(t, &sb);
+    snprintf(buf, size, "%s", sb.len && !sb.oom ? sb.s : "?");
+    sb_free(&sb);
+    return buf;
+}
+
+/* "L:C: " of a node, or "". */
+static const char *ew_pos(const sp_expr *e, char *buf, size_t size)
+{
+    if (e && e->line > 0)
+        snprintf(buf, size, "%d:%d: ", e->line, e->col);
+    else
+        buf[0] = '\0';
+    return buf;
+}
+
+/* Type-checks the chain; st->out_td receives the output type. */
+static int ew_typecheck(ew_stage *st, sp_diag *d)
+{
+    const sp_allocator *a = st->a;
+    sp_td *cur = td_copy(a, st->in_td);
+    if (!cur) return diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+    char tb[256], pb[32];
+    int rc = SP_OK;
+    for (int s = 0; s < st->nsteps && !rc; s++) {
+        const ew_step *step = &st->steps[s];
+        int mv = step->kind == EW_MAP_VALUES;
+        if (!step->body) {
+            rc = diag_set(d, SP_EINVAL, "%s: step %d has no lambda", st->name, s + 1);
+            break;
+        }
+        if (mv && (cur->kind != TD_TUPLE || cur->n != 2)) {
+            rc = diag_set(d, SP_ETYPE, "%smapValues needs a (K,V) element, got %s",
+                          ew_pos(step->body, pb, sizeof pb), ew_type_text(a, cur, tb, sizeof tb));
+            break;
+        }
+        if ((rc = expr_compile(step->body, a, mv ? cur->child[1] : cur, NULL, &st->typed[s], d)))
+            break;
+        const sp_td *bt = st->typed[s]->td;
+        if (step->kind == EW_FILTER) {
+            if (bt->kind != TD_LEAF || bt->leaf != SP_BOOL)
+                rc =
+                    diag_set(d, SP_ETYPE, "%sfilter needs a bool, got %s",
+                             ew_pos(step->body, pb, sizeof pb), ew_type_text(a, bt, tb, sizeof tb));
+            continue;
+        }
+        sp_td *nt;
+        if (mv) {
+            sp_td *k = td_copy(a, cur->child[0]), *v = td_copy(a, bt);
+            nt = k && v ? td_tuple2(a, k, v) : NULL;
+            if (!nt) {
+                td_free(a, k);
+                td_free(a, v);
+            }
+        } else {
+            nt = td_copy(a, bt);
+        }
+        if (!nt) {
+            rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+            break;
+        }
+        td_layout(nt, 0);
+        td_free(a, cur);
+        cur = nt;
+    }
+    if (rc) {
+        td_free(a, cur);
+        return rc;
+    }
+    st->out_td = cur;
+    return SP_OK;
+}
+
+int ew_stage_new(sp_dev *dev, batch_env *env, const sp_td *in, int nsteps, const ew_step *steps,
+                 const char *name, ew_stage **out, sp_diag *d)
+{
+    *out = NULL;
+    SP_CHECK(d, env && in && (steps || nsteps == 0) && nsteps >= 0, SP_EINVAL,
+             "ew_stage_new: bad argument");
+    const sp_allocator *a = env->alloc;
+    ew_stage *st = mem_calloc(a, 1, sizeof *st);
+    if (!st) return diag_set(d, SP_ENOMEM, "ew_stage_new: out of memory");
+    st->a = a;
+    st->dev = dev;
+    st->env = env;
+    st->nsteps = nsteps;
+    st->name = mem_strdup(a, name ? name : "stage");
+    st->in_td = td_copy(a, in);
+    st->steps = mem_calloc(a, (size_t)(nsteps ? nsteps : 1), sizeof *st->steps);
+    st->typed = mem_calloc(a, (size_t)(nsteps ? nsteps : 1), sizeof *st->typed);
+    int rc;
+    if (!st->name || !st->in_td || !st->steps || !st->typed) {
+        rc = diag_set(d, SP_ENOMEM, "ew_stage_new: out of memory");
+        goto fail;
+    }
+    td_layout(st->in_td, 0);
+    if (nsteps) memcpy(st->steps, steps, (size_t)nsteps * sizeof *steps);
+    char tb[256];
+    if (!td_is_flat(st->in_td)) {
+        rc = diag_set(d, SP_EUNSUPPORTED, "%s: map/filter over %s (options or lists inside)",
+                      st->name, ew_type_text(a, st->in_td, tb, sizeof tb));
+        goto fail;
+    }
+    if ((rc = ew_typecheck(st, d))) goto fail;
+    if (!dev) {
+        snprintf(st->why_host, sizeof st->why_host, "no device");
+        *out = st;
+        return SP_OK;
+    }
+    sp_diag cd = {0};
+    rc = ew_codegen(a, env->dict, st->in_td, nsteps, st->steps, st->out_td, dev_strategy(dev),
+                    st->name, &st->code, &cd);
+    if (rc == SP_EUNSUPPORTED) {
+        memcpy(st->why_host, cd.msg, sizeof st->why_host);
+        *out = st;
+        return SP_OK;
+    }
+    if (rc) {
+        diag_set(d, rc, "%s", cd.msg);
+        goto fail;
+    }
+    char pname[300];
+    snprintf(pname, sizeof pname, "%s (generated)", st->name);
+    if ((rc = dev_build(dev, pname, st->code.src.s, NULL, &st->prog, d))) goto fail;
+    cl_int err;
+    st->kern = clCreateKernel(st->prog, "ew_stage", &err);
+    if ((rc = dev_check(err, "clCreateKernel (ew_stage)", d))) goto fail;
+    st->on_device = 1;
+    *out = st;
+    return SP_OK;
+fail:
+    ew_stage_free(st);
+    return rc;
+}
+
+void ew_stage_explain(const ew_stage *st, strbuf *sb)
+{
+    if (!st->on_device) {
+        sb_printf(sb, "%s: host (%s)\n", st->name, st->why_host);
+        return;
+    }
+    sb_printf(sb, "%s: device, %s strategy, kernel ew_stage:\n", st->name,
+              dev_strategy(st->dev) == DEV_STRATEGY_GPU ? "GPU" : "CPU");
+    sb_add(sb, st->code.src.s, st->code.src.len);
+}
+
+/* ---------------------------------------------------------------------------------- host */
+
+typedef struct ew_host {
+    ew_stage *st;
+    const sp_batch *in;
+    sp_batch **parts;
+    sp_diag *diags;
+} ew_host;
+
+/* The chain over one value; *keep 0 when a filter drops it. */
+static int ew_host_row(ew_stage *st, expr_scratch *s, expr_val *v, int *keep, sp_diag *d)
+{
+    *keep = 1;
+    for (int k = 0; k < st->nsteps; k++) {
+        const ew_step *step = &st->steps[k];
+        expr_val r;
+        int mv = step->kind == EW_MAP_VALUES;
+        int rc = expr_eval(st->typed[k], mv ? &v->u.items[1] : v, s, &r, d);
+        if (rc) return rc;
+        if (step->kind == EW_FILTER) {
+            if (!r.u.i) {
+                *keep = 0;
+                return SP_OK;
+            }
+        } else if (mv) {
+            expr_val *items = expr_scratch_alloc(s, 2 * sizeof *items);
+            if (!items) return diag_set(d, SP_ENOMEM, "out of memory");
+            items[0] = v->u.items[0];
+            items[1] = r;
+            *v = (expr_val){.t = SP_TYPE_COUNT, .n = 2, .u.items = items};
+        } else {
+            *v = r;
+        }
+    }
+    return SP_OK;
+}
+
+static int ew_host_part(void *ud, size_t p, unsigned worker)
+{
+    (void)worker;
+    ew_host *h = ud;
+    ew_stage *st = h->st;
+    const sp_batch *in = h->in;
+    sp_diag *d = &h->diags[p];
+    size_t lo = in->part_start[p], hi = in->part_start[p + 1];
+    sp_batch *b = NULL;
+    int rc = batch_new(st->env, st->out_td, in->time_ms, &b, d);
+    if (rc) return rc;
+    h->parts[p] = b;
+    expr_scratch s;
+    expr_scratch_init(&s, st->a);
+    size_t count = 0;
+    for (size_t r = lo; r < hi && !rc; r++) {
+        expr_val v;
+        int keep;
+        expr_scratch_reset(&s);
+        if ((rc = expr_val_load(in, st->in_td, 0, r, &s, &v))) {
+            rc = diag_set(d, rc, "%s: cannot read row %zu", st->name, r);
+            break;
+        }
+        if ((rc = ew_host_row(st, &s, &v, &keep, d))) {
+            diag_prefix(d, "%s", st->name);
+            if (rc == SP_ERUNTIME) {
+                size_t l = strlen(d->msg);
+                snprintf(d->msg + l, sizeof d->msg - l, " at row %zu", r);
+            }
+            break;
+        }
+        if (!keep) continue;
+        int w = expr_val_push(&v, b->cols, st->env->dict);
+        if (w < 0) {
+            rc = diag_set(d, SP_ENOMEM, "%s: out of memory writing row %zu", st->name, r);
+            break;
+        }
+        count++;
+    }
+    expr_scratch_free(&s);
+    if (!rc) {
+        b->n = count;
+        size_t start[2] = {0, count};
+        unsigned node = in->part_node[p];
+        if (batch_set_parts(b, 1, start, &node))
+            rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+    }
+    return rc;
+}
+
+static int ew_host_task(void *ud, size_t p, unsigned worker)
+{
+    ew_host_part(ud, p, worker); /* the error stays in diags[p] */
+    return 0;
+}
+
+static int ew_run_host(ew_stage *st, sp_exec *exec, const sp_batch *in, sp_batch **out, sp_diag *d)
+{
+    const sp_allocator *a = st->a;
+    unsigned np = in->nparts;
+    ew_host h = {st, in, mem_calloc(a, np, sizeof(sp_batch *)), mem_calloc(a, np, sizeof(sp_diag))};
+    size_t *start = mem_calloc(a, np + 1, sizeof *start);
+    sp_batch *res = NULL;
+    int rc = SP_OK;
+    if (!h.parts || !h.diags || !start) {
+        rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+        goto out;
+    }
+    /* Every partition runs to its own first error (a failing task must not make the pool skip
+     * earlier partitions: the error reported is the smallest failing row). */
+    if (exec && np > 1) {
+        exec_run(exec, np, in->part_node, ew_host_task, &h);
+    } else {
+        for (unsigned p = 0; p < np; p++)
+            if (ew_host_part(&h, p, 0)) break;
+    }
+    for (unsigned p = 0; p < np; p++) {
+        if (h.diags[p].code) {
+            rc = h.diags[p].code;
+            if (d) *d = h.diags[p];
+            goto out;
+        }
+    }
+    if ((rc = batch_new(st->env, st->out_td, in->time_ms, &res, d))) goto out;
+    for (unsigned p = 0; p < np; p++) {
+        if ((rc = batch_append(res, h.parts[p], d))) goto out;
+        start[p + 1] = res->n;
+    }
+    if (batch_set_parts(res, np, start, in->part_node)) {
+        rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+        goto out;
+    }
+    *out = res;
+    res = NULL;
+out:
+    if (h.parts)
+        for (unsigned p = 0; p < np; p++)
+            batch_release(h.parts[p]);
+    batch_release(res);
+    mem_free(a, h.parts);
+    mem_free(a, h.diags);
+    mem_free(a, start);
+    return rc;
+}
+
+/* -------------------------------------------------------------------------------- device */
+
+static int ew_arg(ew_stage *st, cl_uint i, size_t size, const void *v, sp_diag *d)
+{
+    return dev_check(clSetKernelArg(st->kern, i, size, v), "clSetKernelArg (ew_stage)", d);
+}
+
+/* First index of idx[0..n) >= v (idx ascending). */
+static size_t ew_lower_bound(const uint32_t *idx, size_t n, size_t v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (idx[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int ew_run_device(ew_stage *st, const sp_batch *in, sp_batch **outp, sp_diag *d)
+{
+    const sp_allocator *a = st->a;
+    sp_dev *dev = st->dev;
+    const ew_code *code = &st->code;
+    size_t n = in->n, count = n;
+    int nin = code->nin, nout = code->nout, filt = code->has_filter;
+    sp_arena *ar = st->env->arenas[0];
+    sp_batch *out = NULL, *tmp = NULL;
+    dev_buf *bufs = mem_calloc(a, (size_t)(nin + 2 * nout), sizeof *bufs);
+    dev_buf *bin = bufs, *bmid = bufs + nin, *bout = bufs + nin + nout;
+    dev_buf bkeep = {0}, bidx = {0}, berr = {0};
+    void *keep = NULL, *idx = NULL;
+    size_t keep_cap = 0, idx_cap = 0, *start = NULL;
+    int rc;
+    if (!bufs) return diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+    if ((rc = batch_new(st->env, st->out_td, in->time_ms, &out, d))) goto out;
+    if (n == 0) goto parts;
+    if (filt && (rc = batch_new(st->env, st->out_td, in->time_ms, &tmp, d))) goto out;
+    sp_batch *mid = filt ? tmp : out;
+    for (int c = 0; c < nout; c++) {
+        if (col_reserve(&mid->cols[c], n, 0)) {
+            rc = diag_set(d, SP_ENOMEM, "%s: out of memory for %zu rows", st->name, n);
+            goto out;
+        }
+    }
+    for (int j = 0; j < nin; j++) {
+        const sp_col *c = &in->cols[code->in_cols[j]];
+        if ((rc = dev_buf_wrap(dev, c->data, n * type_width(c->type), DEV_BUF_READ, &bin[j], d)))
+            goto out;
+    }
+    for (int c = 0; c < nout; c++) {
+        sp_col *col = &mid->cols[c];
+        if ((rc = dev_buf_wrap(dev, col->data, n * type_width(col->type),
+                               filt ? DEV_BUF_RW : DEV_BUF_WRITE, &bmid[c], d)))
+            goto out;
+    }
+    if (filt) {
+        keep = arena_get(ar, n, &keep_cap);
+        idx = arena_get(ar, n * sizeof(uint32_t), &idx_cap);
+        if (!keep || !idx) {
+            rc = diag_set(d, SP_ENOMEM, "%s: out of memory for %zu rows", st->name, n);
+            goto out;
+        }
+        if ((rc = dev_buf_wrap(dev, keep, n, DEV_BUF_RW, &bkeep, d)) ||
+            (rc = dev_buf_wrap(dev, idx, n * sizeof(uint32_t), DEV_BUF_RW, &bidx, d)))
+            goto out;
+    }
+    cl_uint first_err = UINT32_MAX;
+    if ((rc = dev_buf_alloc(dev, sizeof first_err, &berr, d)) ||
+        (rc = dev_buf_write(dev, &berr, 0, &first_err, sizeof first_err, d)))
+        goto out;
+    cl_uint arg = 0;
+    cl_ulong nn = n;
+    for (int j = 0; j < nin && !rc; j++)
+        rc = ew_arg(st, arg++, sizeof(cl_mem), &bin[j].mem, d);
+    for (int c = 0; c < nout && !rc; c++)
+        rc = ew_arg(st, arg++, sizeof(cl_mem), &bmid[c].mem, d);
+    if (!rc && filt) rc = ew_arg(st, arg++, sizeof(cl_mem), &bkeep.mem, d);
+    if (rc || (rc = ew_arg(st, arg++, sizeof(cl_mem), &berr.mem, d)) ||
+        (rc = ew_arg(st, arg++, sizeof nn, &nn, d)))
+        goto out;
+    size_t lws = dev_wg_size(dev), gws;
+    if (dev_strategy(dev) == DEV_STRATEGY_GPU) {
+        gws = (n + lws - 1) / lws * lws;
+    } else {
+        /* At least ~256 rows per work-item, at most dev_groups() groups. */
+        size_t g = (n + lws * 256 - 1) / (lws * 256);
+        g = g > dev_groups(dev) ? dev_groups(dev) : g;
+        gws = g * lws;
+    }
+    if ((rc = dev_launch(dev, st->kern, gws, lws, st->name, d)) ||
+        (rc = dev_buf_read(dev, &berr, 0, &first_err, sizeof first_err, d)))
+        goto out;
+    if (first_err != UINT32_MAX) {
+        rc = diag_set(d, SP_ERUNTIME, "%s: division by zero at row %u", st->name,
+                      (unsigned)first_err);
+        goto out;
+    }
+    if (filt) {
+        if ((rc = kscan_compact_buf(dev, &bkeep, n, &bidx, &count, d))) goto out;
+        for (int c = 0; c < nout && count; c++) {
+            sp_col *col = &out->cols[c];
+            size_t w = type_width(col->type);
+            if (col_reserve(col, count, 0)) {
+                rc = diag_set(d, SP_ENOMEM, "%s: out of memory for %zu rows", st->name, count);
+                goto out;
+            }
+            if ((rc = dev_buf_wrap(dev, col->data, count * w, DEV_BUF_WRITE, &bout[c], d)) ||
+                (rc = kscan_gather(dev, &bmid[c], w, &bidx, count, &bout[c], d)))
+                goto out;
+        }
+        for (int c = 0; c < nout && count; c++)
+            if ((rc = dev_buf_sync_host(dev, &bout[c], d))) goto out;
+        if ((rc = dev_buf_sync_host(dev, &bidx, d))) goto out;
+    } else {
+        for (int c = 0; c < nout; c++)
+            if ((rc = dev_buf_sync_host(dev, &bmid[c], d))) goto out;
+    }
+    for (int c = 0; c < nout; c++)
+        out->cols[c].len = count;
+    out->n = count;
+parts:
+    start = mem_calloc(a, in->nparts + 1, sizeof *start);
+    if (!start) {
+        rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+        goto out;
+    }
+    for (unsigned p = 0; p <= in->nparts; p++)
+        start[p] = filt && n ? ew_lower_bound(idx, count, in->part_start[p]) : in->part_start[p];
+    start[in->nparts] = out->n;
+    if (batch_set_parts(out, in->nparts, start, in->part_node)) {
+        rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+        goto out;
+    }
+    *outp = out;
+    out = NULL;
+out:
+    for (int j = 0; j < nin + 2 * nout; j++)
+        dev_buf_release(&bufs[j]);
+    dev_buf_release(&bkeep);
+    dev_buf_release(&bidx);
+    dev_buf_release(&berr);
+    if (rc) dev_finish(dev, NULL); /* nothing may still write into memory handed back below */
+    if (keep) arena_put(ar, keep, keep_cap);
+    if (idx) arena_put(ar, idx, idx_cap);
+    mem_free(a, start);
+    mem_free(a, bufs);
+    batch_release(tmp);
+    batch_release(out);
+    return rc;
+}
+
+int ew_stage_run(ew_stage *st, sp_exec *exec, const sp_batch *in, sp_batch **out, sp_diag *d)
+{
+    SP_CHECK(d, st && in && out, SP_EINVAL, "ew_stage_run: NULL argument");
+    *out = NULL;
+    SP_CHECK(d, td_equal(in->td, st->in_td), SP_EINVAL,
+             "%s: the batch's element type differs from the stage's input type", st->name);
+    int device = st->on_device;
+    /* Raw (not dictionary-encoded) strings the kernel would read: this batch runs on the host. */
+    for (int j = 0; device && j < st->code.nin; j++)
+        if (in->cols[st->code.in_cols[j]].type == SP_STR &&
+            in->cols[st->code.in_cols[j]].enc != ENC_DICT)
+            device = 0;
+    return device ? ew_run_device(st, in, out, d) : ew_run_host(st, exec, in, out, d);
+}

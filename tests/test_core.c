@@ -1,0 +1,444 @@
+/* test_core.c — the engine end to end through the public API: each per-batch operator with
+ * Spark's semantics on queueStream inputs (hand-worked expected outputs and random inputs
+ * against plain-C references), the batch clock, fusion, outputs, and bad input. */
+#include "spate.h"
+#include "support/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------ collecting */
+
+/* Every batch as one line "T:row|row|..." with rows sorted (Spark's per-batch order depends
+ * on partitioning; the set of rows is what must match). */
+typedef struct collect {
+    char lines[64][16384];
+    int n;
+    int sorted;
+} collect;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int on_batch(void *ud, const sp_batch *b)
+{
+    collect *c = ud;
+    size_t n = sp_batch_count(b);
+    char **rows = calloc(n ? n : 1, sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        int len = sp_batch_format(b, i, NULL, 0);
+        rows[i] = malloc((size_t)len + 1);
+        sp_batch_format(b, i, rows[i], (size_t)len + 1);
+    }
+    if (c->sorted)
+        qsort(rows, n, sizeof *rows, cmp_str);
+    char *line = c->lines[c->n++];
+    int off = snprintf(line, 16384, "%lld:", (long long)sp_batch_time(b));
+    for (size_t i = 0; i < n; i++) {
+        off += snprintf(line + off, (size_t)(16384 - off), "%s%s", i ? "|" : "", rows[i]);
+        free(rows[i]);
+    }
+    free(rows);
+    return 0;
+}
+
+static sp_context *new_ctx(int64_t batches)
+{
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.max_batches = batches;
+    cfg.status_line = 0;
+    sp_context *ctx = NULL;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    return ctx;
+}
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char paths[8][512];
+    static int slot;
+    char *p = paths[slot++ % 8];
+    const char *dir = tu_tmpdir(name);
+    snprintf(p, 512, "%s/%s", dir, name);
+    assert_int_equal(tu_write_file(p, text), 0);
+    return p;
+}
+
+static void run_ok(sp_context *ctx)
+{
+    int rc = sp_context_run(ctx);
+    if (rc != SP_OK)
+        fail_msg("run failed: %s", sp_context_errmsg(ctx));
+}
+
+#define A0(ctx) sp_expr_arg(ctx, 0)
+#define A1(ctx) sp_expr_arg(ctx, 1)
+
+/* ------------------------------------------------------------------------ per-batch ops */
+
+static void test_count_and_reduce_empty(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("q1.jsonl", "[1,2,3]\n[]\n[4]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *c1 = calloc(1, sizeof *c1), *c2 = calloc(1, sizeof *c2);
+    sp_stream *s = sp_queue_stream(ctx, q, "i64");
+    assert_non_null(s);
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_count(s), on_batch, c1), SP_OK);
+    sp_stream *r = sp_stream_reduce(s, sp_expr_binop(ctx, SP_OP_ADD, A0(ctx), A1(ctx)));
+    assert_int_equal(sp_stream_foreach_rdd(r, on_batch, c2), SP_OK);
+    run_ok(ctx);
+    assert_int_equal(c1->n, 3);
+    /* count() of an empty batch is 0; reduce() of an empty batch gives nothing. */
+    assert_string_equal(c1->lines[0], "1000:3");
+    assert_string_equal(c1->lines[1], "2000:0");
+    assert_string_equal(c1->lines[2], "3000:1");
+    assert_string_equal(c2->lines[0], "1000:6");
+    assert_string_equal(c2->lines[1], "2000:");
+    assert_string_equal(c2->lines[2], "3000:4");
+    sp_context_free(ctx);
+    free(c1);
+    free(c2);
+}
+
+static void test_reduce_lambda_host(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("q2.jsonl", "[2,3,4]\n[5]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *c = calloc(1, sizeof *c);
+    sp_stream *s = sp_queue_stream(ctx, q, "i64");
+    /* a * b is no built-in monoid: folded on the host. */
+    sp_stream *r = sp_stream_reduce(s, sp_expr_binop(ctx, SP_OP_MUL, A0(ctx), A1(ctx)));
+    assert_int_equal(sp_stream_foreach_rdd(r, on_batch, c), SP_OK);
+    run_ok(ctx);
+    assert_string_equal(c->lines[0], "1000:24");
+    assert_string_equal(c->lines[1], "2000:5");
+    sp_context_free(ctx);
+    free(c);
+}
+
+static void test_reduce_by_key_and_empty_key(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("q3.jsonl", "[[\"a\",1],[\"\",2],[\"a\",3],[\"b\",4],[\"\",5]]\n"
+                                          "[]\n[[\"b\",1]]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *c = calloc(1, sizeof *c), *cv = calloc(1, sizeof *cv), *cm = calloc(1, sizeof *cm);
+    c->sorted = cv->sorted = cm->sorted = 1;
+    sp_stream *s = sp_queue_stream(ctx, q, NULL);
+    assert_non_null(s);
+    assert_string_equal(sp_stream_type(s), "(str,i64)");
+    sp_stream *r = sp_stream_reduce_by_key(s, sp_expr_binop(ctx, SP_OP_ADD, A0(ctx), A1(ctx)));
+    assert_int_equal(sp_stream_foreach_rdd(r, on_batch, c), SP_OK);
+    sp_stream *keys = sp_stream_map(s, sp_expr_field(ctx, A0(ctx), 0));
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_count_by_value(keys), on_batch, cv), SP_OK);
+    assert_int_equal(
+        sp_stream_foreach_rdd(sp_stream_reduce_by_key_agg(s, SP_AGG_MAX), on_batch, cm), SP_OK);
+    run_ok(ctx);
+    assert_int_equal(c->n, 3);
+    assert_string_equal(c->lines[0], "1000:(,7)|(a,4)|(b,4)");
+    assert_string_equal(c->lines[1], "2000:");
+    assert_string_equal(c->lines[2], "3000:(b,1)");
+    assert_string_equal(cv->lines[0], "1000:(,2)|(a,2)|(b,1)");
+    assert_string_equal(cm->lines[0], "1000:(,5)|(a,3)|(b,4)");
+    sp_context_free(ctx);
+    free(c);
+    free(cv);
+    free(cm);
+}
+
+static void test_joins(void **state)
+{
+    (void)state;
+    const char *qa = write_tmp("qa.jsonl", "[[\"a\",1],[\"b\",2],[\"a\",3]]\n");
+    const char *qb = write_tmp("qb.jsonl", "[[\"a\",\"x\"],[\"c\",\"y\"]]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *cs = calloc(6, sizeof *cs);
+    for (int i = 0; i < 6; i++)
+        cs[i].sorted = 1;
+    sp_stream *a = sp_queue_stream(ctx, qa, "(str,i64)");
+    sp_stream *b = sp_queue_stream(ctx, qb, "(str,str)");
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_join(a, b), on_batch, &cs[0]), SP_OK);
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_left_outer_join(a, b), on_batch, &cs[1]),
+                     SP_OK);
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_right_outer_join(a, b), on_batch, &cs[2]),
+                     SP_OK);
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_full_outer_join(a, b), on_batch, &cs[3]),
+                     SP_OK);
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_cogroup(a, b), on_batch, &cs[4]), SP_OK);
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_group_by_key(a), on_batch, &cs[5]), SP_OK);
+    run_ok(ctx);
+    assert_string_equal(cs[0].lines[0], "1000:(a,(1,x))|(a,(3,x))");
+    assert_string_equal(cs[1].lines[0], "1000:(a,(1,Some(x)))|(a,(3,Some(x)))|(b,(2,None))");
+    assert_string_equal(cs[2].lines[0], "1000:(a,(Some(1),x))|(a,(Some(3),x))|(c,(None,y))");
+    assert_string_equal(cs[3].lines[0], "1000:(a,(Some(1),Some(x)))|(a,(Some(3),Some(x)))|"
+                                        "(b,(Some(2),None))|(c,(None,Some(y)))");
+    assert_string_equal(cs[4].lines[0], "1000:(a,(CompactBuffer(1, 3),CompactBuffer(x)))|"
+                                        "(b,(CompactBuffer(2),CompactBuffer()))|"
+                                        "(c,(CompactBuffer(),CompactBuffer(y)))");
+    assert_string_equal(cs[5].lines[0], "1000:(a,CompactBuffer(1, 3))|(b,CompactBuffer(2))");
+    sp_context_free(ctx);
+    free(cs);
+}
+
+static void test_union_map_filter_fused(void **state)
+{
+    (void)state;
+    const char *qa = write_tmp("qu1.jsonl", "[1,2,3,4,5,6]\n[7]\n");
+    const char *qb = write_tmp("qu2.jsonl", "[10,11]\n[]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *c = calloc(1, sizeof *c), *cu = calloc(1, sizeof *cu);
+    sp_stream *a = sp_queue_stream(ctx, qa, "i64");
+    sp_stream *b = sp_queue_stream(ctx, qb, "i64");
+    sp_stream *u = sp_stream_union(a, b);
+    assert_int_equal(sp_stream_foreach_rdd(u, on_batch, cu), SP_OK);
+    /* filter(x % 2 == 0).map(x => (x * 10, x > 4)).mapValues(!_) fuses into one stage. */
+    sp_stream *f = sp_stream_filter(
+        u, sp_expr_binop(ctx, SP_OP_EQ, sp_expr_binop(ctx, SP_OP_MOD, A0(ctx), sp_expr_i64(ctx, 2)),
+                         sp_expr_i64(ctx, 0)));
+    sp_stream *m = sp_stream_map(
+        f, sp_expr_tuple2(ctx, sp_expr_binop(ctx, SP_OP_MUL, A0(ctx), sp_expr_i64(ctx, 10)),
+                          sp_expr_binop(ctx, SP_OP_GT, A0(ctx), sp_expr_i64(ctx, 4))));
+    sp_stream *mv = sp_stream_map_values(m, sp_expr_unop(ctx, SP_OP_NOT, A0(ctx)));
+    assert_non_null(mv);
+    assert_string_equal(sp_stream_type(mv), "(i64,bool)");
+    assert_int_equal(sp_stream_foreach_rdd(mv, on_batch, c), SP_OK);
+    run_ok(ctx);
+    assert_string_equal(cu->lines[0], "1000:1|2|3|4|5|6|10|11");
+    assert_string_equal(cu->lines[1], "2000:7");
+    assert_string_equal(c->lines[0], "1000:(20,true)|(40,true)|(60,false)|(100,false)");
+    assert_string_equal(c->lines[1], "2000:");
+    sp_context_free(ctx);
+    free(c);
+    free(cu);
+}
+
+/* ------------------------------------------------------------------ random vs references */
+
+static int split_ws(void *ud, const sp_row *in, sp_emitter *out)
+{
+    (void)ud;
+    size_t len;
+    const char *s = sp_row_str(in, 0, &len);
+    size_t b = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == ' ') {
+            if (i > b && (sp_emit_str(out, s + b, i - b) || sp_emit_end(out)))
+                return -1;
+            b = i + 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct ref_counts {
+    int64_t count[64];
+    int64_t sum[64];
+    int64_t min[64];
+} ref_counts;
+
+static int check_counts(void *ud, const sp_batch *b)
+{
+    ref_counts *r = ud;
+    int64_t seen = 0;
+    for (size_t i = 0; i < sp_batch_count(b); i++) {
+        size_t n;
+        const char *w = sp_batch_str(b, i, 0, &n);
+        int k = atoi(w + 1);
+        if (r->count[k] != sp_batch_i64(b, i, 1))
+            return -1;
+        seen += r->count[k];
+    }
+    int64_t total = 0;
+    for (int k = 0; k < 64; k++)
+        total += r->count[k];
+    return seen == total ? 0 : -2;
+}
+
+static void test_random_word_counts(void **state)
+{
+    (void)state;
+    uint64_t seed = 12345;
+    /* One batch of random lines; the count of each word checked against a reference. */
+    for (int round = 0; round < 4; round++) {
+        size_t lines = round == 0 ? 1 : round == 1 ? 100 : round == 2 ? 4097 : 20000;
+        ref_counts *ref = calloc(1, sizeof *ref);
+        const char *dir = tu_tmpdir("words");
+        char path[600];
+        snprintf(path, sizeof path, "%s/w.txt", dir);
+        FILE *f = fopen(path, "w");
+        for (size_t l = 0; l < lines; l++) {
+            int n = (int)tu_rand_below(&seed, 8);
+            for (int i = 0; i < n; i++) {
+                int k = (int)tu_rand_below(&seed, 64);
+                ref->count[k]++;
+                fprintf(f, "%sw%d", i ? " " : "", k);
+            }
+            fputc('\n', f);
+        }
+        fclose(f);
+        sp_config cfg;
+        sp_config_init(&cfg);
+        cfg.batch_lines = 0; /* the whole file in one batch */
+        cfg.status_line = 0;
+        sp_context *ctx;
+        assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+        sp_stream *w = sp_stream_flat_map(sp_text_file(ctx, path), "str", split_ws, NULL);
+        sp_stream *p = sp_stream_map(w, sp_expr_tuple2(ctx, A0(ctx), sp_expr_i64(ctx, 1)));
+        sp_stream *r = sp_stream_reduce_by_key_agg(p, SP_AGG_SUM);
+        assert_non_null(r);
+        assert_int_equal(sp_stream_foreach_rdd(r, check_counts, ref), SP_OK);
+        run_ok(ctx);
+        assert_int_equal(sp_context_batches(ctx), 1);
+        sp_context_free(ctx);
+        free(ref);
+    }
+}
+
+/* ----------------------------------------------------------------------- clock and outputs */
+
+static void test_print_and_batches_beyond_input(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("qp.jsonl", "[[\"a\",1],[\"b\",2],[\"c\",3]]\n");
+    const char *dir = tu_tmpdir("print");
+    char outp[600];
+    snprintf(outp, sizeof outp, "%s/out.txt", dir);
+    FILE *out = fopen(outp, "w");
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.max_batches = 3; /* missing input = empty batches */
+    cfg.batch_ms = 500;
+    cfg.out = out;
+    cfg.status_line = 0;
+    sp_context *ctx;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    sp_stream *s = sp_queue_stream(ctx, q, NULL);
+    assert_int_equal(sp_stream_print(s, 2), SP_OK);
+    run_ok(ctx);
+    assert_int_equal(sp_context_batches(ctx), 3);
+    sp_context_free(ctx);
+    fclose(out);
+    char *got = tu_read_file(outp, NULL);
+    const char *dash = "-------------------------------------------\n";
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "%sTime: 500 ms\n%s(a,1)\n(b,2)\n...\n\n"
+             "%sTime: 1000 ms\n%s\n"
+             "%sTime: 1500 ms\n%s\n",
+             dash, dash, dash, dash, dash, dash);
+    assert_string_equal(got, expect);
+    free(got);
+}
+
+static int stop_after_two(void *ud, const sp_batch *b)
+{
+    (void)b;
+    void **p = ud;
+    int *count = p[1];
+    if (++*count == 2)
+        sp_context_stop(p[0]);
+    return 0;
+}
+
+static void test_stop_finishes_current_batch(void **state)
+{
+    (void)state;
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.batch_ms = 10;
+    cfg.status_line = 0;
+    sp_context *ctx;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    sp_generator_opts g = {.seed = 1, .keys = 10, .value_max = 100, .per_batch = 50};
+    sp_stream *s = sp_generator(ctx, &g);
+    assert_non_null(s);
+    int count = 0;
+    void *p[2] = {ctx, &count};
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_count(s), stop_after_two, p), SP_OK);
+    run_ok(ctx);
+    assert_int_equal(count, 2);
+    assert_int_equal(sp_context_batches(ctx), 2);
+    sp_context_free(ctx);
+}
+
+/* ------------------------------------------------------------------------------ bad input */
+
+static void test_bad_inputs(void **state)
+{
+    (void)state;
+    sp_context *ctx = new_ctx(0);
+    assert_null(sp_queue_stream(ctx, "no/such/file.jsonl", "i64"));
+    assert_non_null(strstr(sp_context_errmsg(ctx), "no/such/file.jsonl"));
+    sp_context_free(ctx);
+
+    const char *q = write_tmp("qbad.jsonl", "[1,2]\n[3,\n[4]\n");
+    ctx = new_ctx(0);
+    collect *c = calloc(1, sizeof *c);
+    sp_stream *s = sp_queue_stream(ctx, q, "i64");
+    assert_non_null(s);
+    assert_int_equal(sp_stream_foreach_rdd(s, on_batch, c), SP_OK);
+    assert_int_equal(sp_context_run(ctx), SP_EPARSE);
+    assert_non_null(strstr(sp_context_errmsg(ctx), "qbad.jsonl:2"));
+    assert_int_equal(c->n, 1); /* the good batch before it was delivered */
+    sp_context_free(ctx);
+    free(c);
+
+    ctx = new_ctx(0);
+    sp_stream *a = sp_queue_stream(ctx, write_tmp("qt.jsonl", "[[\"a\",1]]\n"), NULL);
+    /* type errors at job build */
+    assert_null(sp_stream_map(a, sp_expr_binop(ctx, SP_OP_ADD, sp_expr_field(ctx, A0(ctx), 0),
+                                               sp_expr_i64(ctx, 1))));
+    assert_null(sp_stream_union(a, sp_stream_count(a)));
+    assert_non_null(strstr(sp_context_errmsg(ctx), "union"));
+    assert_int_equal(sp_context_run(ctx), SP_EINVAL); /* no outputs */
+    sp_context_free(ctx);
+
+    /* a refused connection */
+    ctx = new_ctx(1);
+    sp_stream *sock = sp_socket_text_stream(ctx, "127.0.0.1", 1);
+    if (sock) {
+        assert_int_equal(sp_stream_print(sock, 1), SP_OK);
+        assert_int_equal(sp_context_run(ctx), SP_ECONN);
+    }
+    assert_non_null(strstr(sp_context_errmsg(ctx), "127.0.0.1"));
+    sp_context_free(ctx);
+}
+
+static int failing(void *ud, const sp_batch *b)
+{
+    (void)ud;
+    (void)b;
+    return 7;
+}
+
+static void test_callback_failure(void **state)
+{
+    (void)state;
+    sp_context *ctx = new_ctx(0);
+    sp_stream *s = sp_queue_stream(ctx, write_tmp("qf.jsonl", "[1]\n"), "i64");
+    assert_int_equal(sp_stream_foreach_rdd(s, failing, NULL), SP_OK);
+    assert_int_equal(sp_context_run(ctx), SP_ECALLBACK);
+    sp_context_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_count_and_reduce_empty),
+        cmocka_unit_test(test_reduce_lambda_host),
+        cmocka_unit_test(test_reduce_by_key_and_empty_key),
+        cmocka_unit_test(test_joins),
+        cmocka_unit_test(test_union_map_filter_fused),
+        cmocka_unit_test(test_random_word_counts),
+        cmocka_unit_test(test_print_and_batches_beyond_input),
+        cmocka_unit_test(test_stop_finishes_current_batch),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_callback_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
