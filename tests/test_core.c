@@ -33,8 +33,7 @@ static int on_batch(void *ud, const sp_batch *b)
         rows[i] = malloc((size_t)len + 1);
         sp_batch_format(b, i, rows[i], (size_t)len + 1);
     }
-    if (c->sorted)
-        qsort(rows, n, sizeof *rows, cmp_str);
+    if (c->sorted) qsort(rows, n, sizeof *rows, cmp_str);
     char *line = c->lines[c->n++];
     int off = snprintf(line, 16384, "%lld:", (long long)sp_batch_time(b));
     for (size_t i = 0; i < n; i++) {
@@ -70,8 +69,7 @@ static const char *write_tmp(const char *name, const char *text)
 static void run_ok(sp_context *ctx)
 {
     int rc = sp_context_run(ctx);
-    if (rc != SP_OK)
-        fail_msg("run failed: %s", sp_context_errmsg(ctx));
+    if (rc != SP_OK) fail_msg("run failed: %s", sp_context_errmsg(ctx));
 }
 
 #define A0(ctx) sp_expr_arg(ctx, 0)
@@ -227,8 +225,7 @@ static int split_ws(void *ud, const sp_row *in, sp_emitter *out)
     size_t b = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i == len || s[i] == ' ') {
-            if (i > b && (sp_emit_str(out, s + b, i - b) || sp_emit_end(out)))
-                return -1;
+            if (i > b && (sp_emit_str(out, s + b, i - b) || sp_emit_end(out))) return -1;
             b = i + 1;
         }
     }
@@ -249,8 +246,7 @@ static int check_counts(void *ud, const sp_batch *b)
         size_t n;
         const char *w = sp_batch_str(b, i, 0, &n);
         int k = atoi(w + 1);
-        if (r->count[k] != sp_batch_i64(b, i, 1))
-            return -1;
+        if (r->count[k] != sp_batch_i64(b, i, 1)) return -1;
         seen += r->count[k];
     }
     int64_t total = 0;
@@ -340,8 +336,7 @@ static int stop_after_two(void *ud, const sp_batch *b)
     (void)b;
     void **p = ud;
     int *count = p[1];
-    if (++*count == 2)
-        sp_context_stop(p[0]);
+    if (++*count == 2) sp_context_stop(p[0]);
     return 0;
 }
 
@@ -391,8 +386,8 @@ static void test_bad_inputs(void **state)
     ctx = new_ctx(0);
     sp_stream *a = sp_queue_stream(ctx, write_tmp("qt.jsonl", "[[\"a\",1]]\n"), NULL);
     /* type errors at job build */
-    assert_null(sp_stream_map(a, sp_expr_binop(ctx, SP_OP_ADD, sp_expr_field(ctx, A0(ctx), 0),
-                                               sp_expr_i64(ctx, 1))));
+    assert_null(sp_stream_map(
+        a, sp_expr_binop(ctx, SP_OP_ADD, sp_expr_field(ctx, A0(ctx), 0), sp_expr_i64(ctx, 1))));
     assert_null(sp_stream_union(a, sp_stream_count(a)));
     assert_non_null(strstr(sp_context_errmsg(ctx), "union"));
     assert_int_equal(sp_context_run(ctx), SP_EINVAL); /* no outputs */
@@ -426,6 +421,158 @@ static void test_callback_failure(void **state)
     sp_context_free(ctx);
 }
 
+
+/* ------------------------------------------------- flatMapValues, transform, integer keys */
+
+static int explode(void *ud, const sp_row *in, sp_emitter *out)
+{
+    (void)ud;
+    int64_t v = sp_row_i64(in, 0);
+    for (int64_t i = 0; i < v; i++)
+        if (sp_emit_i64(out, i) || sp_emit_end(out))
+            return -1;
+    return 0;
+}
+
+static int reverse_rows(void *ud, const sp_batch *in, sp_emitter *out)
+{
+    (void)ud;
+    for (size_t i = sp_batch_count(in); i-- > 0;)
+        if (sp_emit_i64(out, sp_batch_i64(in, i, 0) * 2) || sp_emit_end(out))
+            return -1;
+    return 0;
+}
+
+static void test_flat_map_values_and_transform(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("qfv.jsonl", "[[\"a\",2],[\"b\",0],[\"c\",1]]\n[[\"d\",3]]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *c = calloc(1, sizeof *c), *ct = calloc(1, sizeof *ct);
+    sp_stream *s = sp_queue_stream(ctx, q, NULL);
+    sp_stream *fv = sp_stream_flat_map_values(s, "i64", explode, NULL);
+    assert_non_null(fv);
+    assert_string_equal(sp_stream_type(fv), "(str,i64)");
+    assert_int_equal(sp_stream_foreach_rdd(fv, on_batch, c), SP_OK);
+    sp_stream *vals = sp_stream_map(s, sp_expr_field(ctx, A0(ctx), 1));
+    sp_stream *t = sp_stream_transform(vals, "i64", reverse_rows, NULL);
+    assert_int_equal(sp_stream_foreach_rdd(t, on_batch, ct), SP_OK);
+    run_ok(ctx);
+    assert_string_equal(c->lines[0], "1000:(a,0)|(a,1)|(c,0)");
+    assert_string_equal(c->lines[1], "2000:(d,0)|(d,1)|(d,2)");
+    assert_string_equal(ct->lines[0], "1000:2|0|4");
+    assert_string_equal(ct->lines[1], "2000:6");
+    sp_context_free(ctx);
+    free(c);
+    free(ct);
+}
+
+typedef struct gen_ref {
+    int64_t sum[1000];
+    int64_t cnt[1000];
+    double fsum[1000];
+    int batches;
+    int bad;
+} gen_ref;
+
+static int check_gen(void *ud, const sp_batch *b)
+{
+    gen_ref *r = ud;
+    r->batches++;
+    size_t n = sp_batch_count(b);
+    for (size_t i = 0; i < n; i++) {
+        int64_t k = sp_batch_i64(b, i, 0);
+        if (k < 0 || k >= 1000 || sp_batch_i64(b, i, 1) != r->sum[k])
+            r->bad++;
+    }
+    size_t present = 0;
+    for (int k = 0; k < 1000; k++)
+        present += r->cnt[k] != 0;
+    if (present != n)
+        r->bad++;
+    memset(r->sum, 0, sizeof r->sum);
+    memset(r->cnt, 0, sizeof r->cnt);
+    return 0;
+}
+
+static int ref_gen(void *ud, const sp_batch *b)
+{
+    gen_ref *r = ud;
+    for (size_t i = 0; i < sp_batch_count(b); i++) {
+        int64_t k = sp_batch_i64(b, i, 0);
+        r->sum[k] += sp_batch_i64(b, i, 1);
+        r->cnt[k]++;
+    }
+    return 0;
+}
+
+static void test_generator_integer_keys(void **state)
+{
+    (void)state;
+    for (int threads = 1; threads <= 2; threads++) {
+        sp_config cfg;
+        sp_config_init(&cfg);
+        cfg.status_line = 0;
+        cfg.threads = threads;
+        sp_context *ctx;
+        assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+        sp_generator_opts g = {.seed = 99, .keys = 1000, .value_max = 1000000, .per_batch = 50000,
+                               .total = 220000};
+        sp_stream *s = sp_generator(ctx, &g);
+        gen_ref *r = calloc(1, sizeof *r);
+        /* The reference sums come first (outputs run in declaration order). */
+        assert_int_equal(sp_stream_foreach_rdd(s, ref_gen, r), SP_OK);
+        sp_stream *red =
+            sp_stream_reduce_by_key(s, sp_expr_binop(ctx, SP_OP_ADD, A0(ctx), A1(ctx)));
+        assert_int_equal(sp_stream_foreach_rdd(red, check_gen, r), SP_OK);
+        run_ok(ctx);
+        assert_int_equal(r->batches, 5); /* 4 full batches and the 20000 left */
+        assert_int_equal(r->bad, 0);
+        sp_context_free(ctx);
+        free(r);
+    }
+}
+
+static void test_device_out_of_memory(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("qoom.jsonl", "[[\"a\",1],[\"b\",2],[\"a\",3]]\n");
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.status_line = 0;
+    cfg.device_mem_limit = 8; /* bytes: nothing fits */
+    sp_context *ctx;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    sp_stream *s = sp_queue_stream(ctx, q, NULL);
+    assert_int_equal(sp_stream_print(sp_stream_reduce_by_key_agg(s, SP_AGG_SUM), 10), SP_OK);
+    assert_int_equal(sp_context_run(ctx), SP_EDEVMEM);
+    assert_non_null(strstr(sp_context_errmsg(ctx), "device out of memory"));
+    sp_context_free(ctx);
+}
+
+static void test_save_as_text_files_job(void **state)
+{
+    (void)state;
+    const char *q = write_tmp("qs.jsonl", "[[\"a\",1]]\n[]\n");
+    const char *dir = tu_tmpdir("save");
+    char prefix[600], part[700];
+    snprintf(prefix, sizeof prefix, "%s/out", dir);
+    sp_context *ctx = new_ctx(0);
+    sp_stream *s = sp_queue_stream(ctx, q, NULL);
+    assert_int_equal(sp_stream_save_as_text_files(s, prefix, "txt"), SP_OK);
+    run_ok(ctx);
+    sp_context_free(ctx);
+    snprintf(part, sizeof part, "%s-1000.txt/part-00000", prefix);
+    char *got = tu_read_file(part, NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "(a,1)\n");
+    free(got);
+    snprintf(part, sizeof part, "%s-2000.txt/_SUCCESS", prefix);
+    got = tu_read_file(part, NULL);
+    assert_non_null(got); /* an empty batch still gets its directory */
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +586,10 @@ int main(void)
         cmocka_unit_test(test_stop_finishes_current_batch),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_callback_failure),
+        cmocka_unit_test(test_flat_map_values_and_transform),
+        cmocka_unit_test(test_generator_integer_keys),
+        cmocka_unit_test(test_device_out_of_memory),
+        cmocka_unit_test(test_save_as_text_files_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

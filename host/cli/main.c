@@ -14,8 +14,7 @@ static sp_context *g_running; /* the one context the signal handler may stop */
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_running)
-        sp_context_stop(g_running);
+    if (g_running) sp_context_stop(g_running);
 }
 
 static void usage(FILE *f)
@@ -34,6 +33,7 @@ static void usage(FILE *f)
           "  --print N             elements printed per batch (default 10)\n"
           "  --metrics FILE        per-batch metrics as JSON lines\n"
           "  --no-kernel-cache     do not cache built kernels on disk\n"
+          "  --device-mem-limit B  cap one device buffer at B bytes\n"
           "  --strategy cpu|gpu    force the kernel shape\n",
           f);
 }
@@ -70,32 +70,32 @@ static int parse_args(int argc, char **argv, cli *c)
             c->cfg.device = v;
             i++;
         } else if (!strcmp(a, "--threads")) {
-            if (parse_long(a, v, 0, &x))
-                return -1;
+            if (parse_long(a, v, 0, &x)) return -1;
             c->cfg.threads = (int)x;
             i++;
         } else if (!strcmp(a, "--batch")) {
-            if (parse_long(a, v, 1, &x))
-                return -1;
+            if (parse_long(a, v, 1, &x)) return -1;
             c->cfg.batch_ms = x;
             i++;
         } else if (!strcmp(a, "--batches")) {
-            if (parse_long(a, v, 1, &x))
-                return -1;
+            if (parse_long(a, v, 1, &x)) return -1;
             c->cfg.max_batches = x;
             i++;
         } else if (!strcmp(a, "--batch-lines")) {
-            if (parse_long(a, v, 0, &x))
-                return -1;
+            if (parse_long(a, v, 0, &x)) return -1;
             c->cfg.batch_lines = (size_t)x;
             i++;
         } else if (!strcmp(a, "--print")) {
-            if (parse_long(a, v, 0, &x))
-                return -1;
+            if (parse_long(a, v, 0, &x)) return -1;
             c->print_n = (int)x;
             i++;
         } else if (!strcmp(a, "--metrics") && v) {
             c->cfg.metrics_path = v;
+            i++;
+        } else if (!strcmp(a, "--device-mem-limit")) {
+            if (parse_long(a, v, 1, &x))
+                return -1;
+            c->cfg.device_mem_limit = (uint64_t)x;
             i++;
         } else if (!strcmp(a, "--no-kernel-cache")) {
             c->cfg.kernel_cache = 0;
@@ -135,14 +135,12 @@ static int split_words(void *ud, const sp_row *in, sp_emitter *out)
     size_t end = len;
     while (end > 0 && s[end - 1] == ' ')
         end--;
-    if (end == 0 && len > 0)
-        return 0; /* only separators: Java gives an empty array */
+    if (end == 0 && len > 0) return 0; /* only separators: Java gives an empty array */
     size_t b = 0;
     for (size_t i = 0; i <= end; i++) {
         if (i == end || s[i] == ' ') {
             int rc = sp_emit_str(out, s + b, i - b);
-            if (rc || (rc = sp_emit_end(out)))
-                return rc;
+            if (rc || (rc = sp_emit_end(out))) return rc;
             b = i + 1;
         }
     }
@@ -156,8 +154,7 @@ static int wordcount(cli *c)
         return 2;
     }
     int from_stdin = !strcmp(c->arg, "-");
-    if (c->cfg.batch_lines == (size_t)-1)
-        c->cfg.batch_lines = from_stdin ? 0 : 100000;
+    if (c->cfg.batch_lines == (size_t)-1) c->cfg.batch_lines = from_stdin ? 0 : 100000;
     sp_context *ctx = NULL;
     int rc = sp_context_new(&c->cfg, &ctx);
     if (rc) {
@@ -188,8 +185,7 @@ int main(int argc, char **argv)
 {
     cli c;
     memset(&c, 0, sizeof c);
-    if (parse_args(argc, argv, &c))
-        return 2;
+    if (parse_args(argc, argv, &c)) return 2;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -203,10 +199,8 @@ int main(int argc, char **argv)
         printf("spate 0.1.0\n");
         return 0;
     }
-    if (!strcmp(c.cmd, "devices"))
-        return sp_devices_print(stdout, &c.cfg) == SP_OK ? 0 : 1;
-    if (!strcmp(c.cmd, "wordcount"))
-        return wordcount(&c);
+    if (!strcmp(c.cmd, "devices")) return sp_devices_print(stdout, &c.cfg) == SP_OK ? 0 : 1;
+    if (!strcmp(c.cmd, "wordcount")) return wordcount(&c);
     fprintf(stderr, "spate: unknown command '%s' (see spate help)\n", c.cmd);
     return 2;
 }

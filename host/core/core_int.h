@@ -43,17 +43,17 @@ enum join_kind { JOIN_INNER, JOIN_LEFT, JOIN_RIGHT, JOIN_FULL };
 
 struct sp_stream {
     sp_context *ctx;
-    int id;                 /* declaration order */
+    int id; /* declaration order */
     node_kind kind;
     sp_stream *parent[2];
-    sp_td *td;              /* element type */
+    sp_td *td; /* element type */
     char *type_str;
-    int nkey;               /* keyed streams: columns of the key (the first tuple element) */
+    int nkey; /* keyed streams: columns of the key (the first tuple element) */
 
-    sp_expr *expr;          /* map/filter/mapValues body, reduce lambda */
+    sp_expr *expr; /* map/filter/mapValues body, reduce lambda */
     sp_agg agg;
-    int monoid;             /* reduce lambdas recognised as a built-in aggregate, else -1 */
-    int join;               /* enum join_kind */
+    int monoid; /* reduce lambdas recognised as a built-in aggregate, else -1 */
+    int join;   /* enum join_kind */
     sp_flatmap_fn fm_fn;
     sp_transform_fn tr_fn;
     void *ud;
@@ -64,13 +64,13 @@ struct sp_stream {
     int fused;              /* 1: evaluated as part of a consumer's stage */
     sp_stream *stage_input; /* fused chain: the stream feeding the stage */
     ew_stage *stage;
-    keymap *km;             /* keyed host operators and integer keys */
+    keymap *km; /* keyed host operators and integer keys */
     int source_done;
 
     /* per batch time */
     int64_t memo_time;
     sp_batch *memo;
-    size_t records_in;      /* sources: records in the current batch */
+    size_t records_in; /* sources: records in the current batch */
 };
 
 typedef struct sp_output {
@@ -123,8 +123,7 @@ int hostop_count(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 int hostop_reduce(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 int hostop_group_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
-int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **out,
-                sp_diag *d);
+int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **out, sp_diag *d);
 int hostop_transform(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 
 #endif

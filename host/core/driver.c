@@ -23,11 +23,10 @@ static void sleep_until(sp_context *ctx, double t)
 {
     for (;;) {
         double left = t - now_ms();
-        if (left <= 0 || atomic_load(&ctx->stop))
-            return;
-        if (left > 50)
-            left = 50;
-        struct timespec ts = {(time_t)(left / 1e3), (long)((left - (double)(time_t)(left / 1e3) * 1e3) * 1e6)};
+        if (left <= 0 || atomic_load(&ctx->stop)) return;
+        if (left > 50) left = 50;
+        struct timespec ts = {(time_t)(left / 1e3),
+                              (long)((left - (double)(time_t)(left / 1e3) * 1e3) * 1e6)};
         nanosleep(&ts, NULL);
     }
 }
@@ -72,12 +71,10 @@ static int seal_sources(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
     *records = 0;
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_stream *s = ctx->streams[i];
-        if (!s->source)
-            continue;
+        if (!s->source) continue;
         sp_batch *b = NULL;
         int rc = batch_new(&ctx->env, s->td, t, &b, d);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         if (!s->source_done) {
             int done = 0;
             rc = s->source->vt->next(s->source, t, b, &done, d);
@@ -111,11 +108,9 @@ static int all_sources_done(sp_context *ctx)
     int any = 0;
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_stream *s = ctx->streams[i];
-        if (!s->source)
-            continue;
+        if (!s->source) continue;
         any = 1;
-        if (!s->source_done)
-            return 0;
+        if (!s->source_done) return 0;
     }
     return any;
 }
@@ -127,13 +122,11 @@ static int run_outputs(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
         sp_output *o = &ctx->outputs[i];
         sp_batch *b = NULL;
         int rc = stream_compute(o->stream, t, &b, d);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         rc = o->sink->vt->write(o->sink, b, d);
         *records += b->n;
         batch_release(b);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return SP_OK;
 }
@@ -162,17 +155,14 @@ static int close_sinks(sp_context *ctx, sp_diag *d)
 
 int sp_context_run(sp_context *ctx)
 {
-    if (!ctx)
-        return SP_EINVAL;
+    if (!ctx) return SP_EINVAL;
     if (ctx->noutputs == 0)
         return ctx_fail(ctx, SP_EINVAL,
                         "no output operations registered, so nothing to execute (add print, "
                         "saveAsTextFiles or foreachRDD)");
     int rc = sp_context_start(ctx);
-    if (rc)
-        return rc;
-    if ((rc = stream_plan(ctx)))
-        return rc;
+    if (rc) return rc;
+    if ((rc = stream_plan(ctx))) return rc;
     sp_diag d;
     diag_clear(&d);
     if (ctx->cfg.metrics_path && !ctx->metrics) {
@@ -180,15 +170,14 @@ int sp_context_run(sp_context *ctx)
         if (!ctx->metrics)
             return ctx_fail(ctx, SP_EIO, "%s: cannot open metrics file", ctx->cfg.metrics_path);
     }
-    ctx->status_tty = ctx->cfg.status_line == 1 ||
-                      (ctx->cfg.status_line < 0 && isatty(fileno(ctx->cfg.log)));
+    ctx->status_tty =
+        ctx->cfg.status_line == 1 || (ctx->cfg.status_line < 0 && isatty(fileno(ctx->cfg.log)));
 
     int manual = ctx->cfg.clock == SP_CLOCK_MANUAL;
     if (ctx->cfg.clock == SP_CLOCK_AUTO) {
         manual = 1;
         for (int i = 0; i < ctx->nstreams; i++)
-            if (ctx->streams[i]->source && !ctx->streams[i]->source->manual_clock)
-                manual = 0;
+            if (ctx->streams[i]->source && !ctx->streams[i]->source->manual_clock) manual = 0;
     }
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_source *src = ctx->streams[i]->source;
@@ -199,42 +188,32 @@ int sp_context_run(sp_context *ctx)
     }
     int64_t interval = ctx->cfg.batch_ms;
     int64_t start = interval; /* manual clock: batch k at k x interval */
-    if (!manual)
-        start = ((int64_t)now_ms() / interval + 1) * interval;
+    if (!manual) start = ((int64_t)now_ms() / interval + 1) * interval;
 
     for (int64_t k = 1;; k++) {
-        if (atomic_load(&ctx->stop))
-            break;
+        if (atomic_load(&ctx->stop)) break;
         int64_t t = start + (k - 1) * interval;
-        if (!manual)
-            sleep_until(ctx, (double)t);
-        if (atomic_load(&ctx->stop) && !manual)
-            break;
+        if (!manual) sleep_until(ctx, (double)t);
+        if (atomic_load(&ctx->stop) && !manual) break;
         batch_metrics m = {k, t, 0, 0, 0, 0};
         double t0 = now_ms();
         m.sched_delay_ms = manual ? 0.0 : t0 - (double)t;
         rc = seal_sources(ctx, t, &m.records_in, &d);
-        if (!rc)
-            rc = run_outputs(ctx, t, &m.records_out, &d);
+        if (!rc) rc = run_outputs(ctx, t, &m.records_out, &d);
         release_memos(ctx);
-        if (rc)
-            break;
+        if (rc) break;
         m.processing_ms = now_ms() - t0;
         ctx->batches = k;
         report(ctx, &m);
-        if (ctx->cfg.max_batches ? k >= ctx->cfg.max_batches : all_sources_done(ctx))
-            break;
+        if (ctx->cfg.max_batches ? k >= ctx->cfg.max_batches : all_sources_done(ctx)) break;
     }
-    if (ctx->status_tty)
-        fputc('\n', ctx->cfg.log);
+    if (ctx->status_tty) fputc('\n', ctx->cfg.log);
     stop_sources(ctx);
     sp_diag d2;
     diag_clear(&d2);
     int rc2 = close_sinks(ctx, &d2);
-    if (rc)
-        return ctx_take(ctx, &d);
-    if (rc2)
-        return ctx_take(ctx, &d2);
+    if (rc) return ctx_take(ctx, &d);
+    if (rc2) return ctx_take(ctx, &d2);
     return SP_OK;
 }
 
@@ -252,12 +231,9 @@ static void print_bytes(FILE *f, uint64_t b)
 
 static const char *type_word(cl_device_type t)
 {
-    if (t & CL_DEVICE_TYPE_GPU)
-        return "GPU";
-    if (t & CL_DEVICE_TYPE_ACCELERATOR)
-        return "accelerator";
-    if (t & CL_DEVICE_TYPE_CPU)
-        return "CPU";
+    if (t & CL_DEVICE_TYPE_GPU) return "GPU";
+    if (t & CL_DEVICE_TYPE_ACCELERATOR) return "accelerator";
+    if (t & CL_DEVICE_TYPE_CPU) return "CPU";
     return "other";
 }
 
@@ -278,8 +254,7 @@ int sp_devices_print(FILE *f, const sp_config *cfg)
     int trc = topo_open(&to, &topo, &d);
     int rc = dev_enumerate(&a, &list, &n, &d);
     if (rc) {
-        if (topo)
-            topo_close(topo);
+        if (topo) topo_close(topo);
         fprintf(cfg->log ? cfg->log : stderr, "spate: %s\n", d.msg);
         return rc;
     }

@@ -10,8 +10,7 @@
 
 static int push_offset(sp_col *off, int64_t end)
 {
-    if (off->len == 0 && col_push_i64(off, 0))
-        return SP_ENOMEM;
+    if (off->len == 0 && col_push_i64(off, 0)) return SP_ENOMEM;
     return col_push_i64(off, end);
 }
 
@@ -29,17 +28,14 @@ static int push_default(sp_batch *dst, const sp_td *dn)
         if (dn->leaf == SP_STR)
             return c->enc == ENC_RAW ? col_push_text(c, "", 0)
                                      : col_push_id(c, dict_intern(dst->env->dict, "", 0));
-        if (dn->leaf == SP_F32 || dn->leaf == SP_F64)
-            return col_push_f64(c, 0.0);
+        if (dn->leaf == SP_F32 || dn->leaf == SP_F64) return col_push_f64(c, 0.0);
         return col_push_i64(c, 0);
     case TD_TUPLE:
         for (int i = 0; i < dn->n; i++)
-            if (push_default(dst, dn->child[i]))
-                return SP_ENOMEM;
+            if (push_default(dst, dn->child[i])) return SP_ENOMEM;
         return SP_OK;
     case TD_OPTION:
-        if (col_push_i64(c, 0))
-            return SP_ENOMEM;
+        if (col_push_i64(c, 0)) return SP_ENOMEM;
         return push_default(dst, dn->child[0]);
     case TD_LIST:
         return push_offset(c, last_offset(c));
@@ -58,21 +54,18 @@ static int value_append(sp_batch *dst, const sp_td *dn, const sp_batch *src, con
         return col_push_from(c, sc, src->env->dict, row);
     case TD_TUPLE:
         for (int i = 0; i < dn->n; i++)
-            if (value_append(dst, dn->child[i], src, sn->child[i], row))
-                return SP_ENOMEM;
+            if (value_append(dst, dn->child[i], src, sn->child[i], row)) return SP_ENOMEM;
         return SP_OK;
     case TD_OPTION: {
         int64_t some = col_get_i64(sc, row);
-        if (col_push_i64(c, some))
-            return SP_ENOMEM;
+        if (col_push_i64(c, some)) return SP_ENOMEM;
         return some ? value_append(dst, dn->child[0], src, sn->child[0], row)
                     : push_default(dst, dn->child[0]);
     }
     case TD_LIST: {
         int64_t b = col_get_i64(sc, row), e = col_get_i64(sc, row + 1);
         for (int64_t j = b; j < e; j++)
-            if (value_append(dst, dn->child[0], src, sn->child[0], (size_t)j))
-                return SP_ENOMEM;
+            if (value_append(dst, dn->child[0], src, sn->child[0], (size_t)j)) return SP_ENOMEM;
         return push_offset(c, last_offset(c) + (e - b));
     }
     }
@@ -82,8 +75,7 @@ static int value_append(sp_batch *dst, const sp_td *dn, const sp_batch *src, con
 static int option_some(sp_batch *dst, const sp_td *dn, const sp_batch *src, const sp_td *sn,
                        size_t row)
 {
-    if (col_push_i64(&dst->cols[dn->col], 1))
-        return SP_ENOMEM;
+    if (col_push_i64(&dst->cols[dn->col], 1)) return SP_ENOMEM;
     return value_append(dst, dn->child[0], src, sn, row);
 }
 
@@ -97,8 +89,7 @@ static int list_of(sp_batch *dst, const sp_td *dn, const sp_batch *src, const sp
                    const size_t *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (value_append(dst, dn->child[0], src, sn, rows[i]))
-            return SP_ENOMEM;
+        if (value_append(dst, dn->child[0], src, sn, rows[i])) return SP_ENOMEM;
     sp_col *off = &dst->cols[dn->col];
     return push_offset(off, last_offset(off) + (int64_t)n);
 }
@@ -141,8 +132,7 @@ static int fm_task(void *ud, size_t p, unsigned worker)
         }
         for (size_t r = before; r < o->n && vfirst; r++)
             for (int c = 0; c < vfirst; c++)
-                if (col_push_from(&o->cols[c], &in->cols[c], in->env->dict, i))
-                    return SP_ENOMEM;
+                if (col_push_from(&o->cols[c], &in->cols[c], in->env->dict, i)) return SP_ENOMEM;
     }
     return SP_OK;
 }
@@ -171,16 +161,13 @@ int hostop_flat_map(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d
             rc = oom(d, s);
         goto out;
     }
-    if ((rc = batch_new(&s->ctx->env, s->td, in->time_ms, out, d)))
-        goto out;
+    if ((rc = batch_new(&s->ctx->env, s->td, in->time_ms, out, d))) goto out;
     for (unsigned p = 0; p < np; p++) {
         start[p] = (*out)->n;
-        if ((rc = batch_append(*out, parts[p], d)))
-            goto out;
+        if ((rc = batch_append(*out, parts[p], d))) goto out;
     }
     start[np] = (*out)->n;
-    if (batch_set_parts(*out, np, start, in->part_node))
-        rc = oom(d, s);
+    if (batch_set_parts(*out, np, start, in->part_node)) rc = oom(d, s);
 out:
     if (rc && out && *out) {
         batch_release(*out);
@@ -199,10 +186,8 @@ out:
 int hostop_union(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **out, sp_diag *d)
 {
     int rc = batch_new(&s->ctx->env, s->td, a->time_ms, out, d);
-    if (!rc)
-        rc = batch_append(*out, a, d);
-    if (!rc)
-        rc = batch_append(*out, b, d);
+    if (!rc) rc = batch_append(*out, a, d);
+    if (!rc) rc = batch_append(*out, b, d);
     if (rc) {
         batch_release(*out);
         *out = NULL;
@@ -213,8 +198,7 @@ int hostop_union(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **
 int hostop_count(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d)
 {
     int rc = batch_new(&s->ctx->env, s->td, in->time_ms, out, d);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     sp_emitter em;
     emitter_init(&em, *out, 0);
     if (sp_emit_i64(&em, (int64_t)in->n) || sp_emit_end(&em)) {
@@ -228,16 +212,15 @@ int hostop_count(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d)
 int hostop_transform(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d)
 {
     int rc = batch_new(&s->ctx->env, s->td, in->time_ms, out, d);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     sp_emitter em;
     emitter_init(&em, *out, 0);
     rc = s->tr_fn(s->ud, in, &em);
     if (rc || em.err) {
         batch_release(*out);
         *out = NULL;
-        return diag_set(d, SP_ECALLBACK, "transform callback (stream %d) failed with %d",
-                        s->id, rc ? rc : em.err);
+        return diag_set(d, SP_ECALLBACK, "transform callback (stream %d) failed with %d", s->id,
+                        rc ? rc : em.err);
     }
     return SP_OK;
 }
@@ -276,20 +259,16 @@ int hostop_reduce(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d)
             double f;
         } acc;
         sp_type at = kagg_acc_type((sp_agg)s->monoid, t->leaf);
-        rc = kreduce_all(s->ctx->dev, in->cols[0].data, t->leaf, in->n, (sp_agg)s->monoid, &acc,
-                         d);
-        if (!rc && push_cast(&(*out)->cols[0], t->leaf, at, &acc))
-            rc = oom(d, s);
-        if (!rc)
-            (*out)->n = 1;
+        rc = kreduce_all(s->ctx->dev, in->cols[0].data, t->leaf, in->n, (sp_agg)s->monoid, &acc, d);
+        if (!rc && push_cast(&(*out)->cols[0], t->leaf, at, &acc)) rc = oom(d, s);
+        if (!rc) (*out)->n = 1;
     } else {
         size_t *rows = iota(&s->ctx->alloc, in->n);
         sp_emitter em;
         emitter_init(&em, *out, 0);
         rc = rows ? expr_fold(s->expr, &s->ctx->alloc, in, in->td, 0, rows, in->n, &em, d)
                   : oom(d, s);
-        if (!rc && sp_emit_end(&em))
-            rc = oom(d, s);
+        if (!rc && sp_emit_end(&em)) rc = oom(d, s);
         mem_free(&s->ctx->alloc, rows);
     }
     if (rc) {
@@ -313,25 +292,22 @@ static int encode_keys(sp_batch *b, int ncols, sp_diag *d)
 
 static int ensure_keymap(sp_stream *s, int nkey, const sp_td *td, sp_diag *d)
 {
-    if (s->km)
-        return SP_OK;
+    if (s->km) return SP_OK;
     sp_type types[64];
-    if (nkey > 64)
-        return diag_set(d, SP_EUNSUPPORTED, "keys of more than 64 columns");
+    if (nkey > 64) return diag_set(d, SP_EUNSUPPORTED, "keys of more than 64 columns");
     for (int c = 0; c < nkey; c++)
         types[c] = td_col_type(td, c);
-    if (keymap_new(&s->ctx->alloc, nkey, types, &s->km))
-        return oom(d, s);
+    if (keymap_new(&s->ctx->alloc, nkey, types, &s->km)) return oom(d, s);
     return SP_OK;
 }
 
 /** Rows of a batch grouped by key id: CSR lists in row order; groups in first-seen order. */
 typedef struct groups {
-    uint32_t *ids;      /* id of each row */
-    size_t *rows;       /* rows ordered by group */
-    size_t *start;      /* group g's rows: rows[start[g] .. start[g+1]) */
-    uint32_t *order;    /* present ids in first-seen order */
-    uint32_t *gid;      /* id -> group index, UINT32_MAX if absent (size K) */
+    uint32_t *ids;   /* id of each row */
+    size_t *rows;    /* rows ordered by group */
+    size_t *start;   /* group g's rows: rows[start[g] .. start[g+1]) */
+    uint32_t *order; /* present ids in first-seen order */
+    uint32_t *gid;   /* id -> group index, UINT32_MAX if absent (size K) */
     size_t ngroups;
     uint32_t K;
 } groups;
@@ -352,21 +328,18 @@ static int group_rows(sp_stream *s, const sp_batch *b, int nkey, groups *g, sp_d
     memset(g, 0, sizeof *g);
     size_t n = b->n;
     g->ids = mem_alloc(a, (n ? n : 1) * sizeof *g->ids);
-    if (!g->ids)
-        return oom(d, s);
+    if (!g->ids) return oom(d, s);
     const sp_col *cols[64];
     for (int c = 0; c < nkey; c++)
         cols[c] = &b->cols[c];
     int rc = keymap_ids(s->km, cols, 0, n, g->ids, d);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     g->K = keymap_size(s->km);
     g->gid = mem_alloc(a, ((size_t)g->K + 1) * sizeof *g->gid);
     g->order = mem_alloc(a, (n ? n : 1) * sizeof *g->order);
     g->start = mem_calloc(a, n + 2, sizeof *g->start);
     g->rows = mem_alloc(a, (n ? n : 1) * sizeof *g->rows);
-    if (!g->gid || !g->order || !g->start || !g->rows)
-        return oom(d, s);
+    if (!g->gid || !g->order || !g->start || !g->rows) return oom(d, s);
     memset(g->gid, 0xff, ((size_t)g->K + 1) * sizeof *g->gid);
     for (size_t i = 0; i < n; i++) {
         uint32_t id = g->ids[i];
@@ -379,8 +352,7 @@ static int group_rows(sp_stream *s, const sp_batch *b, int nkey, groups *g, sp_d
     for (size_t k = 0; k < g->ngroups; k++)
         g->start[k + 1] += g->start[k];
     size_t *fill = mem_alloc(a, (g->ngroups + 1) * sizeof *fill);
-    if (!fill)
-        return oom(d, s);
+    if (!fill) return oom(d, s);
     memcpy(fill, g->start, (g->ngroups + 1) * sizeof *fill);
     for (size_t i = 0; i < n; i++)
         g->rows[fill[g->gid[g->ids[i]]]++] = i;
@@ -391,8 +363,7 @@ static int group_rows(sp_stream *s, const sp_batch *b, int nkey, groups *g, sp_d
 static int push_key(sp_batch *dst, const sp_batch *src, int nkey, size_t row)
 {
     for (int c = 0; c < nkey; c++)
-        if (col_push_from(&dst->cols[c], &src->cols[c], src->env->dict, row))
-            return SP_ENOMEM;
+        if (col_push_from(&dst->cols[c], &src->cols[c], src->env->dict, row)) return SP_ENOMEM;
     return SP_OK;
 }
 
@@ -402,8 +373,7 @@ static int convert_values(sp_stream *s, sp_batch *tmp, sp_batch **out, sp_diag *
 {
     /* tmp is (K, acc); out must be (K, V) with V the stream's value type. */
     int rc = batch_new(&s->ctx->env, s->td, tmp->time_ms, out, d);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     int nk = s->nkey;
     sp_type vt = s->td->child[1]->leaf;
     sp_type at = tmp->td->child[1]->leaf;
@@ -420,8 +390,7 @@ static int convert_values(sp_stream *s, sp_batch *tmp, sp_batch **out, sp_diag *
             acc.f = col_get_f64(&tmp->cols[nk], i);
         else
             acc.i = col_get_i64(&tmp->cols[nk], i);
-        if (push_cast(&(*out)->cols[nk], vt, at, &acc))
-            rc = oom(d, s);
+        if (push_cast(&(*out)->cols[nk], vt, at, &acc)) rc = oom(d, s);
     }
     (*out)->n = tmp->n;
     if (rc) {
@@ -436,54 +405,46 @@ int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_di
     sp_context *ctx = s->ctx;
     int nkey = s->kind == N_COUNT_BY_VALUE ? in->ncols : s->nkey;
     int rc = encode_keys((sp_batch *)in, nkey, d);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (nkey != 1 || td_col_type(in->td, 0) != SP_STR)
-        if ((rc = ensure_keymap(s, nkey, in->td, d)))
-            return rc;
+        if ((rc = ensure_keymap(s, nkey, in->td, d))) return rc;
     if (s->kind == N_COUNT_BY_VALUE)
-        return keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, -1, SP_AGG_COUNT, s->td,
-                               out, d);
-    if (s->kind == N_REDUCE_BY_KEY_AGG)
-        return keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, nkey, s->agg, s->td, out,
+        return keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, -1, SP_AGG_COUNT, s->td, out,
                                d);
+    if (s->kind == N_REDUCE_BY_KEY_AGG)
+        return keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, nkey, s->agg, s->td, out, d);
     if (s->monoid >= 0) {
         sp_type vt = s->td->child[1]->leaf;
         sp_type at = kagg_acc_type((sp_agg)s->monoid, vt);
         if (at == vt)
-            return keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, nkey,
-                                   (sp_agg)s->monoid, s->td, out, d);
+            return keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, nkey, (sp_agg)s->monoid,
+                                   s->td, out, d);
         const sp_allocator *a = &ctx->alloc;
         sp_td *tt = td_tuple2(a, td_copy(a, s->td->child[0]), td_leaf(a, at));
-        if (!tt)
-            return oom(d, s);
+        if (!tt) return oom(d, s);
         td_layout(tt, 0);
         sp_batch *tmp = NULL;
         rc = keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, nkey, (sp_agg)s->monoid, tt,
                              &tmp, d);
         td_free(a, tt);
-        if (!rc)
-            rc = convert_values(s, tmp, out, d);
+        if (!rc) rc = convert_values(s, tmp, out, d);
         batch_release(tmp);
         return rc;
     }
     /* A general lambda: fold each key's values on the host, in arrival order. */
-    if ((rc = ensure_keymap(s, nkey, in->td, d)))
-        return rc;
+    if ((rc = ensure_keymap(s, nkey, in->td, d))) return rc;
     groups g;
     rc = group_rows(s, in, nkey, &g, d);
-    if (!rc)
-        rc = batch_new(&ctx->env, s->td, in->time_ms, out, d);
+    if (!rc) rc = batch_new(&ctx->env, s->td, in->time_ms, out, d);
     sp_emitter em;
-    if (!rc)
-        emitter_init(&em, *out, nkey);
+    if (!rc) emitter_init(&em, *out, nkey);
     for (size_t k = 0; !rc && k < g.ngroups; k++) {
         const size_t *rows = g.rows + g.start[k];
         size_t cnt = g.start[k + 1] - g.start[k];
         if (push_key(*out, in, nkey, rows[0]))
             rc = oom(d, s);
-        else if (!(rc = expr_fold(s->expr, &ctx->alloc, in, in->td->child[1], nkey, rows, cnt,
-                                  &em, d)) &&
+        else if (!(rc = expr_fold(s->expr, &ctx->alloc, in, in->td->child[1], nkey, rows, cnt, &em,
+                                  d)) &&
                  sp_emit_end(&em))
             rc = oom(d, s);
     }
@@ -502,14 +463,11 @@ int hostop_group_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_dia
     sp_context *ctx = s->ctx;
     int nkey = s->nkey;
     int rc = encode_keys((sp_batch *)in, nkey, d);
-    if (!rc)
-        rc = ensure_keymap(s, nkey, in->td, d);
-    if (rc)
-        return rc;
+    if (!rc) rc = ensure_keymap(s, nkey, in->td, d);
+    if (rc) return rc;
     groups g;
     rc = group_rows(s, in, nkey, &g, d);
-    if (!rc)
-        rc = batch_new(&ctx->env, s->td, in->time_ms, out, d);
+    if (!rc) rc = batch_new(&ctx->env, s->td, in->time_ms, out, d);
     for (size_t k = 0; !rc && k < g.ngroups; k++) {
         const size_t *rows = g.rows + g.start[k];
         size_t cnt = g.start[k + 1] - g.start[k];
@@ -535,20 +493,15 @@ int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **o
     const sp_allocator *al = &ctx->alloc;
     int nkey = s->nkey;
     int rc = encode_keys((sp_batch *)a, nkey, d);
-    if (!rc)
-        rc = encode_keys((sp_batch *)b, nkey, d);
-    if (!rc)
-        rc = ensure_keymap(s, nkey, a->td, d);
-    if (rc)
-        return rc;
+    if (!rc) rc = encode_keys((sp_batch *)b, nkey, d);
+    if (!rc) rc = ensure_keymap(s, nkey, a->td, d);
+    if (rc) return rc;
     groups ga, gb;
     memset(&gb, 0, sizeof gb);
     rc = group_rows(s, a, nkey, &ga, d);
-    if (!rc)
-        rc = group_rows(s, b, nkey, &gb, d);
+    if (!rc) rc = group_rows(s, b, nkey, &gb, d);
     /* ga's gid table was sized before b's keys were added: look ids up with bounds. */
-    if (!rc)
-        rc = batch_new(&ctx->env, s->td, a->time_ms, out, d);
+    if (!rc) rc = batch_new(&ctx->env, s->td, a->time_ms, out, d);
     const sp_td *vw = s->td->child[1];
     const sp_td *av = a->td->child[1], *bw = b->td->child[1];
     int jk = s->join;
@@ -561,8 +514,7 @@ int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **o
             for (size_t k = 0; k < g->ngroups && !rc; k++) {
                 uint32_t id = g->order[k];
                 uint32_t x = GID(ga, id), y = GID(gb, id);
-                if (side == 1 && x != UINT32_MAX)
-                    continue;
+                if (side == 1 && x != UINT32_MAX) continue;
                 const size_t *ra = x != UINT32_MAX ? ga.rows + ga.start[x] : NULL;
                 size_t na = x != UINT32_MAX ? ga.start[x + 1] - ga.start[x] : 0;
                 const size_t *rb = y != UINT32_MAX ? gb.rows + gb.start[y] : NULL;
@@ -582,15 +534,15 @@ int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **o
         for (size_t i = 0; i < a->n && !rc; i++) {
             uint32_t y = GID(gb, ga.ids[i]);
             size_t nb = y != UINT32_MAX ? gb.start[y + 1] - gb.start[y] : 0;
-            if (nb == 0 && !wopt)
-                continue;
+            if (nb == 0 && !wopt) continue;
             for (size_t j = 0; j < (nb ? nb : 1) && !rc; j++) {
                 int e = push_key(*out, a, nkey, i);
-                e = e || (vopt ? option_some(*out, dv, a, av, i) : value_append(*out, dv, a, av, i));
+                e = e ||
+                    (vopt ? option_some(*out, dv, a, av, i) : value_append(*out, dv, a, av, i));
                 if (nb) {
                     size_t r = gb.rows[gb.start[y] + j];
-                    e = e || (wopt ? option_some(*out, dw, b, bw, r)
-                                   : value_append(*out, dw, b, bw, r));
+                    e = e ||
+                        (wopt ? option_some(*out, dw, b, bw, r) : value_append(*out, dw, b, bw, r));
                 } else {
                     e = e || option_none(*out, dw);
                 }
@@ -602,8 +554,7 @@ int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **o
         }
         if (vopt) {
             for (size_t j = 0; j < b->n && !rc; j++) {
-                if (GID(ga, gb.ids[j]) != UINT32_MAX)
-                    continue;
+                if (GID(ga, gb.ids[j]) != UINT32_MAX) continue;
                 int e = push_key(*out, b, nkey, j) || option_none(*out, dv) ||
                         (wopt ? option_some(*out, dw, b, bw, j) : value_append(*out, dw, b, bw, j));
                 if (e)

@@ -49,28 +49,21 @@ sp_stream *stream_new(sp_context *ctx, node_kind kind, sp_stream *p0, sp_stream 
     s->type_str = sb.s ? sb.s : mem_strdup(&ctx->alloc, "");
     s->monoid = -1;
     s->memo_time = -1;
-    if (td->kind == TD_TUPLE && td->n == 2)
-        s->nkey = td->child[0]->ncols;
-    if (p0)
-        p0->consumers++;
-    if (p1)
-        p1->consumers++;
+    if (td->kind == TD_TUPLE && td->n == 2) s->nkey = td->child[0]->ncols;
+    if (p0) p0->consumers++;
+    if (p1) p1->consumers++;
     ctx->streams[ctx->nstreams++] = s;
     return s;
 }
 
 void stream_free(sp_stream *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     const sp_allocator *a = &s->ctx->alloc;
     batch_release(s->memo);
-    if (s->source)
-        source_free(s->source);
-    if (s->stage)
-        ew_stage_free(s->stage);
-    if (s->km)
-        keymap_free(s->km);
+    if (s->source) source_free(s->source);
+    if (s->stage) ew_stage_free(s->stage);
+    if (s->km) keymap_free(s->km);
     td_free(a, s->td);
     mem_free(a, s->type_str);
     mem_free(a, s);
@@ -84,10 +77,8 @@ const char *sp_stream_type(const sp_stream *s)
 /** A pair type (K, V): returns 1 and sets the parts, else records a type error. */
 static int need_pair(sp_stream *s, const char *op)
 {
-    if (s->td->kind == TD_TUPLE && s->td->n == 2)
-        return 1;
-    ctx_fail(s->ctx, SP_ETYPE, "%s needs a stream of (key, value) pairs, got %s", op,
-             s->type_str);
+    if (s->td->kind == TD_TUPLE && s->td->n == 2) return 1;
+    ctx_fail(s->ctx, SP_ETYPE, "%s needs a stream of (key, value) pairs, got %s", op, s->type_str);
     return 0;
 }
 
@@ -98,8 +89,7 @@ static sp_td *copy_td(sp_context *ctx, const sp_td *t)
 
 static sp_td *laid_out(sp_td *t)
 {
-    if (t)
-        td_layout(t, 0);
+    if (t) td_layout(t, 0);
     return t;
 }
 
@@ -122,8 +112,7 @@ static sp_stream *source_stream(sp_context *ctx, int rc, sp_source *src, sp_diag
 
 sp_stream *sp_queue_stream(sp_context *ctx, const char *path, const char *type)
 {
-    if (!ctx || !path)
-        return NULL;
+    if (!ctx || !path) return NULL;
     sp_diag d;
     diag_clear(&d);
     sp_source *src = NULL;
@@ -133,8 +122,7 @@ sp_stream *sp_queue_stream(sp_context *ctx, const char *path, const char *type)
 
 sp_stream *sp_text_file(sp_context *ctx, const char *path)
 {
-    if (!ctx || !path)
-        return NULL;
+    if (!ctx || !path) return NULL;
     sp_diag d;
     diag_clear(&d);
     sp_source *src = NULL;
@@ -144,8 +132,7 @@ sp_stream *sp_text_file(sp_context *ctx, const char *path)
 
 sp_stream *sp_text_file_stream(sp_context *ctx, const char *dir)
 {
-    if (!ctx || !dir)
-        return NULL;
+    if (!ctx || !dir) return NULL;
     sp_diag d;
     diag_clear(&d);
     sp_source *src = NULL;
@@ -155,8 +142,7 @@ sp_stream *sp_text_file_stream(sp_context *ctx, const char *dir)
 
 sp_stream *sp_socket_text_stream(sp_context *ctx, const char *host, int port)
 {
-    if (!ctx || !host)
-        return NULL;
+    if (!ctx || !host) return NULL;
     sp_diag d;
     diag_clear(&d);
     sp_source *src = NULL;
@@ -166,8 +152,7 @@ sp_stream *sp_socket_text_stream(sp_context *ctx, const char *host, int port)
 
 sp_stream *sp_stdin_stream(sp_context *ctx)
 {
-    if (!ctx)
-        return NULL;
+    if (!ctx) return NULL;
     sp_diag d;
     diag_clear(&d);
     sp_source *src = NULL;
@@ -177,8 +162,7 @@ sp_stream *sp_stdin_stream(sp_context *ctx)
 
 sp_stream *sp_generator(sp_context *ctx, const sp_generator_opts *o)
 {
-    if (!ctx || !o)
-        return NULL;
+    if (!ctx || !o) return NULL;
     sp_diag d;
     diag_clear(&d);
     sp_source *src = NULL;
@@ -204,21 +188,17 @@ static sp_td *typecheck(sp_context *ctx, const sp_expr *e, const sp_td *a0, cons
 
 sp_stream *sp_stream_map(sp_stream *s, sp_expr *body)
 {
-    if (!s || !body)
-        return NULL;
+    if (!s || !body) return NULL;
     sp_stream *o = stream_new(s->ctx, N_MAP, s, NULL, typecheck(s->ctx, body, s->td, NULL, "map"));
-    if (o)
-        o->expr = body;
+    if (o) o->expr = body;
     return o;
 }
 
 sp_stream *sp_stream_filter(sp_stream *s, sp_expr *pred)
 {
-    if (!s || !pred)
-        return NULL;
+    if (!s || !pred) return NULL;
     sp_td *t = typecheck(s->ctx, pred, s->td, NULL, "filter");
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     int ok = t->kind == TD_LEAF && t->leaf == SP_BOOL;
     td_free(&s->ctx->alloc, t);
     if (!ok) {
@@ -226,22 +206,18 @@ sp_stream *sp_stream_filter(sp_stream *s, sp_expr *pred)
         return NULL;
     }
     sp_stream *o = stream_new(s->ctx, N_FILTER, s, NULL, copy_td(s->ctx, s->td));
-    if (o)
-        o->expr = pred;
+    if (o) o->expr = pred;
     return o;
 }
 
 sp_stream *sp_stream_map_values(sp_stream *s, sp_expr *body)
 {
-    if (!s || !body || !need_pair(s, "mapValues"))
-        return NULL;
+    if (!s || !body || !need_pair(s, "mapValues")) return NULL;
     sp_td *v = typecheck(s->ctx, body, s->td->child[1], NULL, "mapValues");
-    if (!v)
-        return NULL;
+    if (!v) return NULL;
     sp_td *t = laid_out(td_tuple2(&s->ctx->alloc, copy_td(s->ctx, s->td->child[0]), v));
     sp_stream *o = stream_new(s->ctx, N_MAP_VALUES, s, NULL, t);
-    if (o)
-        o->expr = body;
+    if (o) o->expr = body;
     return o;
 }
 
@@ -269,8 +245,7 @@ static sp_td *parse_type(sp_context *ctx, const char *type, const char *op)
 
 sp_stream *sp_stream_flat_map(sp_stream *s, const char *out_type, sp_flatmap_fn fn, void *ud)
 {
-    if (!s || !fn)
-        return NULL;
+    if (!s || !fn) return NULL;
     sp_stream *o = stream_new(s->ctx, N_FLAT_MAP, s, NULL, parse_type(s->ctx, out_type, "flatMap"));
     if (o) {
         o->fm_fn = fn;
@@ -282,11 +257,9 @@ sp_stream *sp_stream_flat_map(sp_stream *s, const char *out_type, sp_flatmap_fn 
 sp_stream *sp_stream_flat_map_values(sp_stream *s, const char *out_value_type, sp_flatmap_fn fn,
                                      void *ud)
 {
-    if (!s || !fn || !need_pair(s, "flatMapValues"))
-        return NULL;
+    if (!s || !fn || !need_pair(s, "flatMapValues")) return NULL;
     sp_td *v = parse_type(s->ctx, out_value_type, "flatMapValues");
-    if (!v)
-        return NULL;
+    if (!v) return NULL;
     sp_td *t = laid_out(td_tuple2(&s->ctx->alloc, copy_td(s->ctx, s->td->child[0]), v));
     if (t && !td_is_flat(t)) {
         td_free(&s->ctx->alloc, t);
@@ -303,8 +276,7 @@ sp_stream *sp_stream_flat_map_values(sp_stream *s, const char *out_value_type, s
 
 sp_stream *sp_stream_union(sp_stream *a, sp_stream *b)
 {
-    if (!a || !b)
-        return NULL;
+    if (!a || !b) return NULL;
     if (a->ctx != b->ctx) {
         ctx_fail(a->ctx, SP_EINVAL, "union: streams of different contexts");
         return NULL;
@@ -319,18 +291,15 @@ sp_stream *sp_stream_union(sp_stream *a, sp_stream *b)
 
 sp_stream *sp_stream_count(sp_stream *s)
 {
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     return stream_new(s->ctx, N_COUNT, s, NULL, laid_out(td_leaf(&s->ctx->alloc, SP_I64)));
 }
 
 sp_stream *sp_stream_reduce(sp_stream *s, sp_expr *f)
 {
-    if (!s || !f)
-        return NULL;
+    if (!s || !f) return NULL;
     sp_td *t = typecheck(s->ctx, f, s->td, s->td, "reduce");
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     int ok = td_equal(t, s->td);
     td_free(&s->ctx->alloc, t);
     if (!ok) {
@@ -348,23 +317,21 @@ sp_stream *sp_stream_reduce(sp_stream *s, sp_expr *f)
 
 static int need_flat_key(sp_stream *s, const char *op)
 {
-    if (td_is_flat(s->td->child[0]))
-        return 1;
+    if (td_is_flat(s->td->child[0])) return 1;
     ctx_fail(s->ctx, SP_EUNSUPPORTED, "%s: keys must be scalars or tuples of scalars", op);
     return 0;
 }
 
 sp_stream *sp_stream_count_by_value(sp_stream *s)
 {
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     if (!td_is_flat(s->td)) {
         ctx_fail(s->ctx, SP_EUNSUPPORTED, "countByValue: elements must be flat, got %s",
                  s->type_str);
         return NULL;
     }
-    sp_td *t = laid_out(td_tuple2(&s->ctx->alloc, copy_td(s->ctx, s->td),
-                                  td_leaf(&s->ctx->alloc, SP_I64)));
+    sp_td *t = laid_out(
+        td_tuple2(&s->ctx->alloc, copy_td(s->ctx, s->td), td_leaf(&s->ctx->alloc, SP_I64)));
     return stream_new(s->ctx, N_COUNT_BY_VALUE, s, NULL, t);
 }
 
@@ -375,33 +342,31 @@ static int numeric(sp_type t)
 
 sp_stream *sp_stream_reduce_by_key_agg(sp_stream *s, sp_agg agg)
 {
-    if (!s || !need_pair(s, "reduceByKey") || !need_flat_key(s, "reduceByKey"))
-        return NULL;
+    if (!s || !need_pair(s, "reduceByKey") || !need_flat_key(s, "reduceByKey")) return NULL;
     const sp_td *v = s->td->child[1];
     if (agg != SP_AGG_COUNT && !(v->kind == TD_LEAF && numeric(v->leaf))) {
-        ctx_fail(s->ctx, SP_ETYPE, "reduceByKey: a built-in aggregate needs numeric values, "
-                                   "got %s", s->type_str);
+        ctx_fail(s->ctx, SP_ETYPE,
+                 "reduceByKey: a built-in aggregate needs numeric values, "
+                 "got %s",
+                 s->type_str);
         return NULL;
     }
     sp_type acc = agg == SP_AGG_COUNT ? SP_I64
                   : agg == SP_AGG_AVG ? SP_F64
                                       : kagg_acc_type(agg, v->leaf);
-    sp_td *t = laid_out(td_tuple2(&s->ctx->alloc, copy_td(s->ctx, s->td->child[0]),
-                                  td_leaf(&s->ctx->alloc, acc)));
+    sp_td *t = laid_out(
+        td_tuple2(&s->ctx->alloc, copy_td(s->ctx, s->td->child[0]), td_leaf(&s->ctx->alloc, acc)));
     sp_stream *o = stream_new(s->ctx, N_REDUCE_BY_KEY_AGG, s, NULL, t);
-    if (o)
-        o->agg = agg;
+    if (o) o->agg = agg;
     return o;
 }
 
 sp_stream *sp_stream_reduce_by_key(sp_stream *s, sp_expr *f)
 {
-    if (!s || !f || !need_pair(s, "reduceByKey") || !need_flat_key(s, "reduceByKey"))
-        return NULL;
+    if (!s || !f || !need_pair(s, "reduceByKey") || !need_flat_key(s, "reduceByKey")) return NULL;
     const sp_td *v = s->td->child[1];
     sp_td *t = typecheck(s->ctx, f, v, v, "reduceByKey");
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     int ok = td_equal(t, v);
     td_free(&s->ctx->alloc, t);
     if (!ok) {
@@ -418,8 +383,7 @@ sp_stream *sp_stream_reduce_by_key(sp_stream *s, sp_expr *f)
 
 sp_stream *sp_stream_group_by_key(sp_stream *s)
 {
-    if (!s || !need_pair(s, "groupByKey") || !need_flat_key(s, "groupByKey"))
-        return NULL;
+    if (!s || !need_pair(s, "groupByKey") || !need_flat_key(s, "groupByKey")) return NULL;
     const sp_allocator *a = &s->ctx->alloc;
     sp_td *t = laid_out(td_tuple2(a, copy_td(s->ctx, s->td->child[0]),
                                   td_list(a, copy_td(s->ctx, s->td->child[1]))));
@@ -428,11 +392,9 @@ sp_stream *sp_stream_group_by_key(sp_stream *s)
 
 static sp_stream *join_like(sp_stream *a, sp_stream *b, node_kind kind, int jk, const char *op)
 {
-    if (!a || !b || !need_pair(a, op) || !need_pair(b, op) || !need_flat_key(a, op))
-        return NULL;
+    if (!a || !b || !need_pair(a, op) || !need_pair(b, op) || !need_flat_key(a, op)) return NULL;
     if (!td_equal(a->td->child[0], b->td->child[0])) {
-        ctx_fail(a->ctx, SP_ETYPE, "%s: key types differ: %s and %s", op, a->type_str,
-                 b->type_str);
+        ctx_fail(a->ctx, SP_ETYPE, "%s: key types differ: %s and %s", op, a->type_str, b->type_str);
         return NULL;
     }
     const sp_allocator *al = &a->ctx->alloc;
@@ -442,15 +404,12 @@ static sp_stream *join_like(sp_stream *a, sp_stream *b, node_kind kind, int jk, 
         v = td_list(al, v);
         w = td_list(al, w);
     } else {
-        if (jk == JOIN_RIGHT || jk == JOIN_FULL)
-            v = td_option(al, v);
-        if (jk == JOIN_LEFT || jk == JOIN_FULL)
-            w = td_option(al, w);
+        if (jk == JOIN_RIGHT || jk == JOIN_FULL) v = td_option(al, v);
+        if (jk == JOIN_LEFT || jk == JOIN_FULL) w = td_option(al, w);
     }
     sp_td *t = laid_out(td_tuple2(al, copy_td(a->ctx, a->td->child[0]), td_tuple2(al, v, w)));
     sp_stream *o = stream_new(a->ctx, kind, a, b, t);
-    if (o)
-        o->join = jk;
+    if (o) o->join = jk;
     return o;
 }
 
@@ -481,8 +440,7 @@ sp_stream *sp_stream_cogroup(sp_stream *a, sp_stream *b)
 
 sp_stream *sp_stream_transform(sp_stream *s, const char *out_type, sp_transform_fn fn, void *ud)
 {
-    if (!s || !fn)
-        return NULL;
+    if (!s || !fn) return NULL;
     sp_stream *o =
         stream_new(s->ctx, N_TRANSFORM, s, NULL, parse_type(s->ctx, out_type, "transform"));
     if (o) {
@@ -497,8 +455,7 @@ sp_stream *sp_stream_transform(sp_stream *s, const char *out_type, sp_transform_
 static int add_output(sp_stream *s, int rc, sp_sink *k, sp_diag *d)
 {
     sp_context *ctx = s->ctx;
-    if (rc != SP_OK)
-        return ctx_take(ctx, d);
+    if (rc != SP_OK) return ctx_take(ctx, d);
     if (ctx->noutputs == ctx->cap_outputs) {
         int cap = ctx->cap_outputs ? ctx->cap_outputs * 2 : 8;
         sp_output *p = mem_realloc(&ctx->alloc, ctx->outputs, (size_t)cap * sizeof *p);
@@ -516,20 +473,18 @@ static int add_output(sp_stream *s, int rc, sp_sink *k, sp_diag *d)
     return SP_OK;
 }
 
-#define OUTPUT_PROLOGUE(s)                                                                    \
-    if (!(s))                                                                                 \
-        return SP_EINVAL;                                                                     \
-    if ((s)->ctx->planned)                                                                    \
-        return ctx_fail((s)->ctx, SP_ESTATE, "outputs cannot be added once the context runs"); \
-    sp_diag d;                                                                                \
-    diag_clear(&d);                                                                           \
+#define OUTPUT_PROLOGUE(s)                                                                         \
+    if (!(s)) return SP_EINVAL;                                                                    \
+    if ((s)->ctx->planned)                                                                         \
+        return ctx_fail((s)->ctx, SP_ESTATE, "outputs cannot be added once the context runs");     \
+    sp_diag d;                                                                                     \
+    diag_clear(&d);                                                                                \
     sp_sink *k = NULL;
 
 int sp_stream_print(sp_stream *s, int n)
 {
     OUTPUT_PROLOGUE(s)
-    if (n < 0)
-        return ctx_fail(s->ctx, SP_EINVAL, "print: n must be >= 0");
+    if (n < 0) return ctx_fail(s->ctx, SP_EINVAL, "print: n must be >= 0");
     int rc = sink_print_new(&s->ctx->alloc, s->ctx->cfg.out, n, &k, &d);
     return add_output(s, rc, k, &d);
 }
@@ -537,8 +492,7 @@ int sp_stream_print(sp_stream *s, int n)
 int sp_stream_save_as_text_files(sp_stream *s, const char *prefix, const char *suffix)
 {
     OUTPUT_PROLOGUE(s)
-    if (!prefix)
-        return ctx_fail(s->ctx, SP_EINVAL, "saveAsTextFiles: a prefix is required");
+    if (!prefix) return ctx_fail(s->ctx, SP_EINVAL, "saveAsTextFiles: a prefix is required");
     int rc = sink_text_files_new(&s->ctx->alloc, prefix, suffix, &k, &d);
     return add_output(s, rc, k, &d);
 }
@@ -546,8 +500,7 @@ int sp_stream_save_as_text_files(sp_stream *s, const char *prefix, const char *s
 int sp_stream_foreach_rdd(sp_stream *s, sp_foreach_fn fn, void *ud)
 {
     OUTPUT_PROLOGUE(s)
-    if (!fn)
-        return ctx_fail(s->ctx, SP_EINVAL, "foreachRDD: a callback is required");
+    if (!fn) return ctx_fail(s->ctx, SP_EINVAL, "foreachRDD: a callback is required");
     int rc = sink_foreach_new(&s->ctx->alloc, fn, ud, &k, &d);
     return add_output(s, rc, k, &d);
 }
@@ -555,8 +508,7 @@ int sp_stream_foreach_rdd(sp_stream *s, sp_foreach_fn fn, void *ud)
 int sp_stream_save_csv(sp_stream *s, const char *path)
 {
     OUTPUT_PROLOGUE(s)
-    if (!path)
-        return ctx_fail(s->ctx, SP_EINVAL, "saveAsCsv: a path is required");
+    if (!path) return ctx_fail(s->ctx, SP_EINVAL, "saveAsCsv: a path is required");
     int rc = sink_csv_new(&s->ctx->alloc, path, &k, &d);
     return add_output(s, rc, k, &d);
 }
@@ -564,8 +516,7 @@ int sp_stream_save_csv(sp_stream *s, const char *path)
 int sp_stream_save_jsonl(sp_stream *s, const char *path)
 {
     OUTPUT_PROLOGUE(s)
-    if (!path)
-        return ctx_fail(s->ctx, SP_EINVAL, "saveAsJsonLines: a path is required");
+    if (!path) return ctx_fail(s->ctx, SP_EINVAL, "saveAsJsonLines: a path is required");
     int rc = sink_jsonl_new(&s->ctx->alloc, path, &k, &d);
     return add_output(s, rc, k, &d);
 }
@@ -584,8 +535,7 @@ static ew_kind ew_of(node_kind k)
 
 int stream_plan(sp_context *ctx)
 {
-    if (ctx->planned)
-        return SP_OK;
+    if (ctx->planned) return SP_OK;
     /* An element-wise node whose only consumer is element-wise is fused into it. */
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_stream *s = ctx->streams[i];
@@ -595,8 +545,7 @@ int stream_plan(sp_context *ctx)
     }
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_stream *s = ctx->streams[i];
-        if (!is_elementwise(s) || s->fused)
-            continue;
+        if (!is_elementwise(s) || s->fused) continue;
         int n = 1;
         sp_stream *in = s->parent[0];
         while (is_elementwise(in) && in->fused) {
@@ -604,8 +553,7 @@ int stream_plan(sp_context *ctx)
             in = in->parent[0];
         }
         ew_step *steps = mem_calloc(&ctx->alloc, (size_t)n, sizeof *steps);
-        if (!steps)
-            return ctx_fail(ctx, SP_ENOMEM, "out of memory planning stages");
+        if (!steps) return ctx_fail(ctx, SP_ENOMEM, "out of memory planning stages");
         sp_stream *c = s;
         for (int k = n - 1; k >= 0; k--, c = c->parent[0]) {
             steps[k].kind = ew_of(c->kind);
@@ -617,8 +565,7 @@ int stream_plan(sp_context *ctx)
         diag_clear(&d);
         int rc = ew_stage_new(ctx->dev, &ctx->env, in->td, n, steps, name, &s->stage, &d);
         mem_free(&ctx->alloc, steps);
-        if (rc)
-            return ctx_take(ctx, &d);
+        if (rc) return ctx_take(ctx, &d);
         s->stage_input = in;
     }
     ctx->planned = 1;
@@ -646,15 +593,12 @@ int stream_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
         goto done;
     }
     if (s->stage) {
-        if ((rc = stream_compute(s->stage_input, t, &a, d)))
-            goto done;
+        if ((rc = stream_compute(s->stage_input, t, &a, d))) goto done;
         rc = ew_stage_run(s->stage, s->ctx->exec, a, &r, d);
         goto done;
     }
-    if ((rc = stream_compute(s->parent[0], t, &a, d)))
-        goto done;
-    if (s->parent[1] && (rc = stream_compute(s->parent[1], t, &b, d)))
-        goto done;
+    if ((rc = stream_compute(s->parent[0], t, &a, d))) goto done;
+    if (s->parent[1] && (rc = stream_compute(s->parent[1], t, &b, d))) goto done;
     switch (s->kind) {
     case N_FLAT_MAP:
     case N_FLAT_MAP_VALUES:

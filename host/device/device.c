@@ -66,6 +66,7 @@ struct sp_dev {
     unsigned n_compiled, n_cached;
     int fail_next_build;
     uint64_t mem_limit; /* test hook, 0: none */
+    size_t tunables[DEV_TUNABLE_COUNT]; /* operator settings kept per device, 0: default */
     /* Embedded programs and their kernels, built on first use. A handful per device, so a
      * linear search is the right structure. */
     dev_prog *progs;
@@ -1235,4 +1236,15 @@ int dev_finish(sp_dev *dev, sp_diag *d)
 {
     SP_CHECK(d, dev, SP_EINVAL, "dev_finish: NULL device");
     return dev_check(clFinish(dev->queue), "clFinish", d);
+}
+
+void dev_set_tunable(sp_dev *dev, dev_tunable key, size_t value)
+{
+    if (dev && (unsigned)key < DEV_TUNABLE_COUNT)
+        dev->tunables[key] = value;
+}
+
+size_t dev_get_tunable(const sp_dev *dev, dev_tunable key)
+{
+    return dev && (unsigned)key < DEV_TUNABLE_COUNT ? dev->tunables[key] : 0;
 }

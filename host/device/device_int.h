@@ -127,8 +127,18 @@ void dev_buf_release(dev_buf *b);
 int dev_launch(sp_dev *dev, cl_kernel k, size_t gws, size_t lws, const char *what, sp_diag *d);
 int dev_finish(sp_dev *dev, sp_diag *d);
 
-/** Test hooks: make the next dev_build fail as if the compiler had rejected the source, or
- *  make allocations above `bytes` fail with SP_EDEVMEM (0 disables). */
+/** Settings that operators keep per device (the device layer only stores them). */
+typedef enum dev_tunable {
+    DEV_TUNE_DENSE_KEYS, /* keyed aggregation: largest key domain for the dense path */
+    DEV_TUNABLE_COUNT
+} dev_tunable;
+void dev_set_tunable(sp_dev *dev, dev_tunable key, size_t value);
+/** 0 when never set (the operator's default applies). */
+size_t dev_get_tunable(const sp_dev *dev, dev_tunable key);
+
+/** Make the next dev_build fail as if the compiler had rejected the source (tests), or make
+ *  buffers above `bytes` fail with SP_EDEVMEM (0 disables): tests, and sp_config's
+ *  device_mem_limit for sharing a device. */
 void dev_test_fail_next_build(sp_dev *dev);
 void dev_test_set_mem_limit(sp_dev *dev, uint64_t bytes);
 

@@ -105,6 +105,7 @@ typedef struct sp_config {
     int status_line;           /**< -1 (default): when log is a terminal; 0 off; 1 on */
     size_t batch_lines;        /**< textFile/stdin: lines per batch (0: by time) */
     size_t dense_key_limit;    /**< largest key domain for the dense keyed path (0: default) */
+    uint64_t device_mem_limit; /**< cap on one device buffer in bytes (0: the device's own) */
     const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
     const char *topology_xml;  /**< hwloc XML topology file (tests), or NULL */
     FILE *out;                 /**< print() destination (default stdout) */

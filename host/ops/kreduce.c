@@ -3,7 +3,8 @@
  *
  * Path choice for kreduce_dense (n > 0, K > 0):
  *  CPU strategy: P work-items (at most 2 per compute unit, fewer when n is small next to K so
- *    that initialising and merging P*K slots does not outweigh the n records), each with a
+ *    that initialising and merging P*K slots does not outweigh the n records, and one per
+ *    compute unit once a partial outgrows a core's cache), each with a
  *    private partial of K slots; P == 1 writes the output directly, otherwise a merge kernel.
  *    When P*K*16 bytes exceed KR_PART_BUDGET, the radix path.
  *  GPU strategy: local-memory partials with 64-bit local atomics per work-group when the device
@@ -19,7 +20,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,44 +27,20 @@ enum {
     KR_PART_BUDGET = 64 << 20, /* bytes of dense partials before the radix path */
     KR_RADIX_BITS = 8,         /* at most 256 buckets (KR_MAX_BUCKETS in reduce.cl) */
     KR_MIN_CHUNK = 4096,       /* records per work-item below which fewer are used */
-    KR_ALL_MAX_PARTS = 256,
-    KR_L2_BYTES = 1 << 20,     /* rough per-core cache a private partial should fit */    /* partials kreduce_all finishes on the host */
+    KR_ALL_MAX_PARTS = 256,    /* partials kreduce_all finishes on the host */
+    KR_L2_BYTES = 1 << 20,     /* rough per-core cache a private partial should fit */
 };
 
 /* ----------------------------------------------------------------------- dense limits */
 
-/* kreduce_set_dense_limit is per device, and sp_dev (opaque, owned by the device layer) has
- * no slot for operator tunables: a small table keyed by the device pointer, guarded by a
- * mutex. A test/benchmark hook only; a closed device's entry is reused when its address is. */
-enum { KR_LIMIT_SLOTS = 16 };
-static struct {
-    const sp_dev *dev;
-    size_t limit;
-} kr_limits[KR_LIMIT_SLOTS];
-static pthread_mutex_t kr_limits_lock = PTHREAD_MUTEX_INITIALIZER;
-
 void kreduce_set_dense_limit(sp_dev *dev, size_t max_dense_keys)
 {
-    pthread_mutex_lock(&kr_limits_lock);
-    int free_slot = -1, i;
-    for (i = 0; i < KR_LIMIT_SLOTS; i++) {
-        if (kr_limits[i].dev == dev) break;
-        if (!kr_limits[i].dev && free_slot < 0) free_slot = i;
-    }
-    if (i == KR_LIMIT_SLOTS) i = free_slot >= 0 ? free_slot : 0;
-    kr_limits[i].dev = max_dense_keys ? dev : NULL;
-    kr_limits[i].limit = max_dense_keys;
-    pthread_mutex_unlock(&kr_limits_lock);
+    dev_set_tunable(dev, DEV_TUNE_DENSE_KEYS, max_dense_keys);
 }
 
 static size_t kr_dense_limit(const sp_dev *dev)
 {
-    size_t lim = 0;
-    pthread_mutex_lock(&kr_limits_lock);
-    for (int i = 0; i < KR_LIMIT_SLOTS; i++)
-        if (kr_limits[i].dev == dev) lim = kr_limits[i].limit;
-    pthread_mutex_unlock(&kr_limits_lock);
-    return lim;
+    return dev_get_tunable(dev, DEV_TUNE_DENSE_KEYS);
 }
 
 /* ----------------------------------------------------------------------------- types */

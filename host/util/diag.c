@@ -18,8 +18,7 @@ static const struct errinfo errtab[] = {
 static const struct errinfo *errfind(int status)
 {
     for (size_t i = 0; i < sizeof errtab / sizeof errtab[0]; i++)
-        if (errtab[i].code == status)
-            return &errtab[i];
+        if (errtab[i].code == status) return &errtab[i];
     return NULL;
 }
 
@@ -37,14 +36,12 @@ const char *sp_errname(int status)
 
 int diag_vset(sp_diag *d, int code, const char *fmt, va_list ap)
 {
-    if (!d)
-        return code;
+    if (!d) return code;
     d->code = code;
     vsnprintf(d->msg, sizeof d->msg, fmt, ap);
     /* One line: fold embedded newlines into spaces. */
     for (char *p = d->msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+        if (*p == '\n' || *p == '\r') *p = ' ';
     return code;
 }
 
@@ -59,8 +56,7 @@ int diag_set(sp_diag *d, int code, const char *fmt, ...)
 
 int diag_prefix(sp_diag *d, const char *fmt, ...)
 {
-    if (!d)
-        return SP_EINVAL;
+    if (!d) return SP_EINVAL;
     char head[512], old[sizeof d->msg];
     va_list ap;
     va_start(ap, fmt);
@@ -68,8 +64,7 @@ int diag_prefix(sp_diag *d, const char *fmt, ...)
     va_end(ap);
     memcpy(old, d->msg, sizeof old);
     size_t hl = strlen(head);
-    if (hl + 2 >= sizeof d->msg)
-        hl = sizeof d->msg - 3;
+    if (hl + 2 >= sizeof d->msg) hl = sizeof d->msg - 3;
     memcpy(d->msg, head, hl);
     memcpy(d->msg + hl, ": ", 2);
     size_t room = sizeof d->msg - hl - 3;

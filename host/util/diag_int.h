@@ -21,10 +21,9 @@ int diag_prefix(sp_diag *d, const char *fmt, ...) __attribute__((format(printf, 
 void diag_clear(sp_diag *d);
 
 /** Argument checks, one line each (the API-misuse tier). */
-#define SP_CHECK(d, cond, code, ...)                                                         \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            return diag_set((d), (code), __VA_ARGS__);                                       \
+#define SP_CHECK(d, cond, code, ...)                                                               \
+    do {                                                                                           \
+        if (!(cond)) return diag_set((d), (code), __VA_ARGS__);                                    \
     } while (0)
 
 #endif

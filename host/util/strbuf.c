@@ -20,16 +20,13 @@ void sb_free(strbuf *sb)
 void sb_reset(strbuf *sb)
 {
     sb->len = 0;
-    if (sb->s)
-        sb->s[0] = '\0';
+    if (sb->s) sb->s[0] = '\0';
 }
 
 static int sb_grow(strbuf *sb, size_t extra)
 {
-    if (sb->oom)
-        return -1;
-    if (sb->len + extra + 1 <= sb->cap)
-        return 0;
+    if (sb->oom) return -1;
+    if (sb->len + extra + 1 <= sb->cap) return 0;
     size_t cap = sb->cap ? sb->cap : 64;
     while (cap < sb->len + extra + 1)
         cap *= 2;
@@ -45,8 +42,7 @@ static int sb_grow(strbuf *sb, size_t extra)
 
 void sb_add(strbuf *sb, const char *s, size_t n)
 {
-    if (sb_grow(sb, n))
-        return;
+    if (sb_grow(sb, n)) return;
     memcpy(sb->s + sb->len, s, n);
     sb->len += n;
     sb->s[sb->len] = '\0';
@@ -69,14 +65,12 @@ void sb_printf(strbuf *sb, const char *fmt, ...)
     char tmp[256];
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     if ((size_t)n < sizeof tmp) {
         sb_add(sb, tmp, (size_t)n);
         return;
     }
-    if (sb_grow(sb, (size_t)n))
-        return;
+    if (sb_grow(sb, (size_t)n)) return;
     va_start(ap, fmt);
     vsnprintf(sb->s + sb->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -85,10 +79,8 @@ void sb_printf(strbuf *sb, const char *fmt, ...)
 
 const char *sb_cstr(strbuf *sb)
 {
-    if (!sb->s && sb_grow(sb, 0))
-        return "";
-    if (!sb->s)
-        return "";
+    if (!sb->s && sb_grow(sb, 0)) return "";
+    if (!sb->s) return "";
     sb->s[sb->len] = '\0';
     return sb->s;
 }

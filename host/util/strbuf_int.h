@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 typedef struct strbuf {
-    char *s;      /* NUL-terminated when len > 0 or after sb_cstr */
+    char *s; /* NUL-terminated when len > 0 or after sb_cstr */
     size_t len, cap;
-    int oom;      /* sticky: an append failed */
+    int oom; /* sticky: an append failed */
     const sp_allocator *alloc;
 } strbuf;
 
