@@ -88,8 +88,7 @@ int sp_context_start(sp_context *ctx)
                     ctx->cfg.log,
                     &ctx->alloc};
     if (dev_open(&dop, &ctx->dev, &d)) return ctx_take(ctx, &d);
-    if (ctx->cfg.device_mem_limit)
-        dev_test_set_mem_limit(ctx->dev, ctx->cfg.device_mem_limit);
+    if (ctx->cfg.device_mem_limit) dev_test_set_mem_limit(ctx->dev, ctx->cfg.device_mem_limit);
     if (ctx->cfg.dense_key_limit) kreduce_set_dense_limit(ctx->dev, ctx->cfg.dense_key_limit);
     for (int i = 0; i < ctx->nstreams; i++)
         if (ctx->streams[i]->source) ctx->streams[i]->source->exec = ctx->exec;

@@ -36,8 +36,26 @@ typedef enum node_kind {
     N_GROUP_BY_KEY,
     N_JOIN,
     N_COGROUP,
-    N_TRANSFORM
+    N_TRANSFORM,
+    N_OPS /* an operator family defined outside this file: see stream_ops */
 } node_kind;
+
+/** Operators with state across batch times (windows, updateStateByKey, ...) plug in through
+ *  this table, so that their families live in their own files. */
+typedef struct stream_ops {
+    const char *name;
+    /** Called at every batch time, in declaration order, after the sources are sealed and
+     *  before the outputs run: a stateful node takes its parent's batch of time t into its
+     *  state (panes, per-key state) whether or not it emits at t. May be NULL. */
+    int (*tick)(sp_stream *s, int64_t t, sp_diag *d);
+    /** The node's batch at time t; called only at times valid for its slide (memoised by
+     *  stream_compute). */
+    int (*compute)(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d);
+    /** Frees s->state. May be NULL. */
+    void (*destroy)(sp_stream *s);
+    /** One line for explain output. May be NULL. */
+    void (*explain)(const sp_stream *s, strbuf *sb);
+} stream_ops;
 
 enum join_kind { JOIN_INNER, JOIN_LEFT, JOIN_RIGHT, JOIN_FULL };
 
@@ -58,6 +76,9 @@ struct sp_stream {
     sp_transform_fn tr_fn;
     void *ud;
     sp_source *source;
+    const stream_ops *ops; /* N_OPS */
+    void *state;           /* N_OPS: the family's state, freed by ops->destroy */
+    int64_t slide_ms;      /* emits at times t with (t - zero time) % slide_ms == 0 */
 
     /* plan */
     int consumers;          /* streams and outputs reading this one */
@@ -99,6 +120,7 @@ struct sp_context {
     batch_env env;
 
     atomic_int stop;
+    int64_t zero_time; /* Spark's zeroTime: the time before the first batch */
     int64_t batches;
     FILE *metrics;
     int status_tty;
@@ -111,6 +133,11 @@ int ctx_take(sp_context *ctx, const sp_diag *d);
 
 /* stream.c */
 sp_stream *stream_new(sp_context *ctx, node_kind kind, sp_stream *p0, sp_stream *p1, sp_td *td);
+/** A node of an operator family (N_OPS) emitting every slide_ms (0: the parent's slide). */
+sp_stream *stream_new_ops(sp_context *ctx, const stream_ops *ops, sp_stream *p0, sp_stream *p1,
+                          sp_td *td, int64_t slide_ms);
+/** 1 when s emits a batch at time t (Spark's isTimeValid). */
+int stream_time_valid(const sp_stream *s, int64_t t);
 void stream_free(sp_stream *s);
 int stream_plan(sp_context *ctx);
 /** The batch of stream s at time t (memoised); the caller gets its own reference. */

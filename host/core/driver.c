@@ -120,6 +120,7 @@ static int run_outputs(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
     *records = 0;
     for (int i = 0; i < ctx->noutputs; i++) {
         sp_output *o = &ctx->outputs[i];
+        if (!stream_time_valid(o->stream, t)) continue; /* windowed: only at slide times */
         sp_batch *b = NULL;
         int rc = stream_compute(o->stream, t, &b, d);
         if (rc) return rc;
@@ -127,6 +128,19 @@ static int run_outputs(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
         *records += b->n;
         batch_release(b);
         if (rc) return rc;
+    }
+    return SP_OK;
+}
+
+/** Lets stateful nodes take in their parent's batch of time t, in declaration order. */
+static int tick_stateful(sp_context *ctx, int64_t t, sp_diag *d)
+{
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_stream *s = ctx->streams[i];
+        if (s->ops && s->ops->tick) {
+            int rc = s->ops->tick(s, t, d);
+            if (rc) return rc;
+        }
     }
     return SP_OK;
 }
@@ -189,6 +203,7 @@ int sp_context_run(sp_context *ctx)
     int64_t interval = ctx->cfg.batch_ms;
     int64_t start = interval; /* manual clock: batch k at k x interval */
     if (!manual) start = ((int64_t)now_ms() / interval + 1) * interval;
+    ctx->zero_time = start - interval;
 
     for (int64_t k = 1;; k++) {
         if (atomic_load(&ctx->stop)) break;
@@ -199,6 +214,7 @@ int sp_context_run(sp_context *ctx)
         double t0 = now_ms();
         m.sched_delay_ms = manual ? 0.0 : t0 - (double)t;
         rc = seal_sources(ctx, t, &m.records_in, &d);
+        if (!rc) rc = tick_stateful(ctx, t, &d);
         if (!rc) rc = run_outputs(ctx, t, &m.records_out, &d);
         release_memos(ctx);
         if (rc) break;

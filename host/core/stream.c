@@ -50,16 +50,44 @@ sp_stream *stream_new(sp_context *ctx, node_kind kind, sp_stream *p0, sp_stream 
     s->monoid = -1;
     s->memo_time = -1;
     if (td->kind == TD_TUPLE && td->n == 2) s->nkey = td->child[0]->ncols;
+    s->slide_ms = p0 ? p0->slide_ms : ctx->cfg.batch_ms;
+    if (p0 && p1 && p0->slide_ms != p1->slide_ms) {
+        /* Spark: "Some of the DStreams have different slide durations". */
+        ctx_fail(ctx, SP_EINVAL,
+                 "streams %d and %d have different slide durations (%lld ms and %lld ms)", p0->id,
+                 p1->id, (long long)p0->slide_ms, (long long)p1->slide_ms);
+        mem_free(&ctx->alloc, s->type_str);
+        mem_free(&ctx->alloc, s);
+        td_free(&ctx->alloc, td);
+        return NULL;
+    }
     if (p0) p0->consumers++;
     if (p1) p1->consumers++;
     ctx->streams[ctx->nstreams++] = s;
     return s;
 }
 
+sp_stream *stream_new_ops(sp_context *ctx, const stream_ops *ops, sp_stream *p0, sp_stream *p1,
+                          sp_td *td, int64_t slide_ms)
+{
+    sp_stream *s = stream_new(ctx, N_OPS, p0, p1, td);
+    if (s) {
+        s->ops = ops;
+        if (slide_ms > 0) s->slide_ms = slide_ms;
+    }
+    return s;
+}
+
+int stream_time_valid(const sp_stream *s, int64_t t)
+{
+    return (t - s->ctx->zero_time) % s->slide_ms == 0;
+}
+
 void stream_free(sp_stream *s)
 {
     if (!s) return;
     const sp_allocator *a = &s->ctx->alloc;
+    if (s->ops && s->ops->destroy) s->ops->destroy(s);
     batch_release(s->memo);
     if (s->source) source_free(s->source);
     if (s->stage) ew_stage_free(s->stage);
@@ -590,6 +618,10 @@ int stream_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
     int rc = SP_OK;
     if (s->kind == N_SOURCE) {
         rc = empty_batch(s, t, &r, d); /* not sealed this time (e.g. after it ended) */
+        goto done;
+    }
+    if (s->ops) {
+        rc = s->ops->compute(s, t, &r, d);
         goto done;
     }
     if (s->stage) {

@@ -251,6 +251,45 @@ sp_stream *sp_stream_full_outer_join(sp_stream *a, sp_stream *b);
 sp_stream *sp_stream_cogroup(sp_stream *a, sp_stream *b);
 sp_stream *sp_stream_transform(sp_stream *s, const char *out_type, sp_transform_fn fn, void *ud);
 
+/* ---------------------------------------------------------------------------------------- */
+/** @name Windows and state (Spark's semantics: docs in host/semantics.md). Durations are in
+ *  milliseconds and must be multiples of the parent stream's slide (the batch interval unless
+ *  the parent is itself windowed); a windowed stream emits at every multiple of its slide from
+ *  the start, the first windows being partial, and its outputs run only at those times.
+ *  slide_ms 0 means the parent's slide. */
+
+sp_stream *sp_stream_window(sp_stream *s, int64_t window_ms, int64_t slide_ms);
+/** countByWindow: one i64 per slide, once the first element has arrived. */
+sp_stream *sp_stream_count_by_window(sp_stream *s, int64_t window_ms, int64_t slide_ms);
+/** reduceByWindow(f[, inv]); inv NULL recomputes from panes (two-stacks, O(1) per slide). */
+sp_stream *sp_stream_reduce_by_window(sp_stream *s, sp_expr *f, sp_expr *inv, int64_t window_ms,
+                                      int64_t slide_ms);
+/** reduceByKeyAndWindow(f[, inv[, filter]]): with inv, Spark's incremental path, which keeps
+ *  keys whose value returned to zero unless `filter` ((k, v) => bool) drops them. */
+sp_stream *sp_stream_reduce_by_key_and_window(sp_stream *s, sp_expr *f, sp_expr *inv,
+                                              int64_t window_ms, int64_t slide_ms,
+                                              sp_expr *filter);
+/** The same with a built-in aggregate (SUM, COUNT and AVG are invertible; MIN, MAX use
+ *  two-stacks). */
+sp_stream *sp_stream_reduce_by_key_and_window_agg(sp_stream *s, sp_agg agg, int64_t window_ms,
+                                                  int64_t slide_ms);
+/** countByValueAndWindow: (value, count), zero counts dropped. */
+sp_stream *sp_stream_count_by_value_and_window(sp_stream *s, int64_t window_ms,
+                                               int64_t slide_ms);
+sp_stream *sp_stream_group_by_key_and_window(sp_stream *s, int64_t window_ms, int64_t slide_ms);
+
+/** updateStateByKey with a C update function: called for every key in the previous state or
+ *  in the batch, with the batch's values for the key (possibly none) and the previous state
+ *  (NULL if none); emit one row (the new state, columns of state_type) to keep the key, none
+ *  to remove it. time_ms is the batch time. */
+typedef int (*sp_update_fn)(void *ud, int64_t time_ms, const sp_row *key,
+                            const sp_row *const *values, size_t nvalues, const sp_row *state,
+                            sp_emitter *out);
+/** (K, V) -> (K, S): the whole state is emitted every batch. initial_path: a JSON file with
+ *  one array of [key, state] pairs, the state before batch 1 (NULL: empty). */
+sp_stream *sp_stream_update_state_by_key(sp_stream *s, const char *state_type, sp_update_fn fn,
+                                         void *ud, const char *initial_path);
+
 /** The stream's element type as a string, e.g. "(str,i64)". Belongs to the stream. */
 const char *sp_stream_type(const sp_stream *s);
 
