@@ -309,3 +309,62 @@ int sp_devices_print(FILE *f, const sp_config *cfg)
     }
     return SP_OK;
 }
+
+/* ------------------------------------------------------------------------------- explain */
+
+static const char *kind_name(const sp_stream *s)
+{
+    static const char *names[] = {
+        "source",     "map",   "filter",  "mapValues",    "flatMap",     "flatMapValues",
+        "union",      "count", "reduce",  "countByValue", "reduceByKey", "reduceByKey",
+        "groupByKey", "join",  "cogroup", "transform",    "operator"};
+    if (s->kind == N_SOURCE) return s->source->vt->kind;
+    if (s->kind == N_OPS) return s->ops->name;
+    return names[s->kind];
+}
+
+int sp_context_explain(sp_context *ctx, FILE *f)
+{
+    if (!ctx || !f) return SP_EINVAL;
+    int rc = sp_context_start(ctx);
+    if (!rc) rc = stream_plan(ctx);
+    if (rc) return rc;
+    const dev_info *di = dev_get_info(ctx->dev);
+    fprintf(f, "device: %s (%s kernels), %u executor threads, batch %lld ms\n", di->name,
+            dev_strategy(ctx->dev) == DEV_STRATEGY_GPU ? "GPU-shaped" : "CPU-shaped",
+            exec_count(ctx->exec), (long long)ctx->cfg.batch_ms);
+    strbuf sb;
+    sb_init(&sb, &ctx->alloc);
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_stream *s = ctx->streams[i];
+        fprintf(f, "\nstream %d: %s -> %s", s->id, kind_name(s), s->type_str);
+        if (s->parent[0]) fprintf(f, " (from stream %d", s->parent[0]->id);
+        if (s->parent[1]) fprintf(f, " and stream %d", s->parent[1]->id);
+        if (s->parent[0]) fputc(')', f);
+        if (s->slide_ms != ctx->cfg.batch_ms) fprintf(f, ", every %lld ms", (long long)s->slide_ms);
+        fputc('\n', f);
+        if (s->fused) fprintf(f, "  fused into the stage of a later stream\n");
+        if (s->ops && s->ops->explain) {
+            sb_reset(&sb);
+            s->ops->explain(s, &sb);
+            fprintf(f, "  %s\n", sb_cstr(&sb));
+        }
+        if (s->stage) {
+            sb_reset(&sb);
+            ew_stage_explain(s->stage, &sb);
+            fprintf(f, "  stage over stream %d:\n%s\n", s->stage_input->id, sb_cstr(&sb));
+        }
+        if (s->kind == N_COUNT_BY_VALUE || s->kind == N_REDUCE_BY_KEY_AGG ||
+            (s->kind == N_REDUCE_BY_KEY && s->monoid >= 0))
+            fprintf(f, "  keyed aggregation on the device (reduce.cl, %s shape)\n",
+                    dev_strategy(ctx->dev) == DEV_STRATEGY_GPU ? "GPU" : "CPU");
+        else if (s->kind == N_REDUCE_BY_KEY || s->kind == N_GROUP_BY_KEY || s->kind == N_JOIN ||
+                 s->kind == N_COGROUP || s->kind == N_FLAT_MAP || s->kind == N_FLAT_MAP_VALUES)
+            fprintf(f, "  runs on the executors (host)\n");
+    }
+    for (int i = 0; i < ctx->noutputs; i++)
+        fprintf(f, "%soutput %d: %s of stream %d\n", i ? "" : "\n", i,
+                ctx->outputs[i].sink->vt->kind, ctx->outputs[i].stream->id);
+    sb_free(&sb);
+    return SP_OK;
+}

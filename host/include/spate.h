@@ -106,6 +106,10 @@ typedef struct sp_config {
     size_t batch_lines;        /**< textFile/stdin: lines per batch (0: by time) */
     size_t dense_key_limit;    /**< largest key domain for the dense keyed path (0: default) */
     uint64_t device_mem_limit; /**< cap on one device buffer in bytes (0: the device's own) */
+    int naive_windows;         /**< 1: recompute every window from its batches (benchmarks) */
+    int on_error_skip;         /**< 1: rows whose lambda fails at run time go to the rejects
+                                    output instead of failing the job (--on-error skip) */
+    const char *rejects_path;  /**< rejected input lines / rows, one per line, or NULL */
     const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
     const char *topology_xml;  /**< hwloc XML topology file (tests), or NULL */
     FILE *out;                 /**< print() destination (default stdout) */
@@ -130,6 +134,10 @@ int sp_context_run(sp_context *ctx);
 
 /** Asks a running context to stop after the current batch. Async-signal-safe. */
 void sp_context_stop(sp_context *ctx);
+
+/** Plans the job (starting the context if needed) and prints its stages: which operators
+ *  fuse, where each stage runs (device or host), and the generated OpenCL source. */
+int sp_context_explain(sp_context *ctx, FILE *f);
 
 /** The one-line message of the last failure ("" if none). Belongs to the context. */
 const char *sp_context_errmsg(const sp_context *ctx);
@@ -168,6 +176,12 @@ sp_expr *sp_expr_cast(sp_context *ctx, sp_expr *e, sp_type to);
 /* ---------------------------------------------------------------------------------------- */
 /** @name Sources. Each returns a stream that belongs to the context, or NULL on error.
  *  Types are written as strings: "i64", "str", "(str,i64)", "(str,(i64,f64))". */
+
+/** Parses a stream of text lines into typed records: format "combined", "common", "syslog",
+ *  "json" (arg: comma-separated dotted field paths), "csv" (arg: header), or a GoAccess-style
+ *  format string. Lines that do not parse are counted per batch and written to the rejects
+ *  output with their file, line number and reason. */
+sp_stream *sp_stream_parse(sp_stream *lines, const char *format, const char *arg);
 
 /** Spark's queueStream on the manual clock: a JSON-lines file, one line per batch, each line
  *  a JSON array of records (numbers, strings, booleans, arrays for tuples; [] is an empty
