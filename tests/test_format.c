@@ -1,6 +1,7 @@
 /* layers: util device exec batch */
 /* Scala/Spark toString of rows; Java's Double.toString and Float.toString. */
 #include "batch/batch_int.h"
+#include "support/envfix.h"
 #include "support/testutil.h"
 
 #include <float.h>
@@ -124,37 +125,6 @@ static void test_java_float(void **state)
 
 /* ------------------------------------------------------------------------------ rows */
 
-typedef struct fixture {
-    sp_topo *topo;
-    sp_arena *arena;
-    sp_dict *dict;
-    batch_env env;
-} fixture;
-
-static int setup(void **state)
-{
-    static fixture f;
-    memset(&f, 0, sizeof f);
-    topo_opts o = {0};
-    o.synthetic = "pack:1 numa:1 core:2 pu:1";
-    if (topo_open(&o, &f.topo, NULL) || arena_new(f.topo, 0, 0, NULL, &f.arena, NULL) ||
-        dict_new(NULL, &f.dict))
-        return -1;
-    f.env.dict = f.dict;
-    f.env.arenas = &f.arena;
-    f.env.narenas = 1;
-    *state = &f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    arena_free(f->arena);
-    dict_free(f->dict);
-    topo_close(f->topo);
-    return 0;
-}
 
 static sp_batch *new_batch(fixture *f, const char *type)
 {

@@ -1,6 +1,7 @@
 /* layers: util device exec batch io */
 /* Sources (host/io): queueStream, textFile, textFileStream, socketTextStream, fd, generator. */
 #include "io/io_int.h"
+#include "support/envfix.h"
 #include "support/testutil.h"
 
 #include <arpa/inet.h>
@@ -15,40 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct fixture {
-    sp_topo *topo;
-    sp_arena *arena;
-    sp_dict *dict;
-    batch_env env;
-} fixture;
-
-static int setup(void **state)
-{
-    static fixture f;
-    memset(&f, 0, sizeof f);
-    topo_opts o = {0};
-    o.synthetic = "pack:1 numa:1 core:2 pu:1";
-    if (topo_open(&o, &f.topo, NULL) || arena_new(f.topo, 0, 0, NULL, &f.arena, NULL) ||
-        dict_new(NULL, &f.dict))
-        return -1;
-    f.env.dict = f.dict;
-    f.env.arenas = &f.arena;
-    f.env.narenas = 1;
-    *state = &f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    arena_stats s;
-    arena_get_stats(f->arena, &s);
-    int leak = s.live_bytes != 0;
-    arena_free(f->arena);
-    dict_free(f->dict);
-    topo_close(f->topo);
-    return leak ? -1 : 0;
-}
 
 /* One next() into a fresh batch; checks rc and that the partition table covers the rows. */
 static sp_batch *next_batch(fixture *f, sp_source *s, int64_t t, int *done, int want_rc, sp_diag *d)
