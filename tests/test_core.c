@@ -421,7 +421,6 @@ static void test_callback_failure(void **state)
     sp_context_free(ctx);
 }
 
-
 /* ------------------------------------------------- flatMapValues, transform, integer keys */
 
 static int explode(void *ud, const sp_row *in, sp_emitter *out)
@@ -429,8 +428,7 @@ static int explode(void *ud, const sp_row *in, sp_emitter *out)
     (void)ud;
     int64_t v = sp_row_i64(in, 0);
     for (int64_t i = 0; i < v; i++)
-        if (sp_emit_i64(out, i) || sp_emit_end(out))
-            return -1;
+        if (sp_emit_i64(out, i) || sp_emit_end(out)) return -1;
     return 0;
 }
 
@@ -438,8 +436,7 @@ static int reverse_rows(void *ud, const sp_batch *in, sp_emitter *out)
 {
     (void)ud;
     for (size_t i = sp_batch_count(in); i-- > 0;)
-        if (sp_emit_i64(out, sp_batch_i64(in, i, 0) * 2) || sp_emit_end(out))
-            return -1;
+        if (sp_emit_i64(out, sp_batch_i64(in, i, 0) * 2) || sp_emit_end(out)) return -1;
     return 0;
 }
 
@@ -482,14 +479,12 @@ static int check_gen(void *ud, const sp_batch *b)
     size_t n = sp_batch_count(b);
     for (size_t i = 0; i < n; i++) {
         int64_t k = sp_batch_i64(b, i, 0);
-        if (k < 0 || k >= 1000 || sp_batch_i64(b, i, 1) != r->sum[k])
-            r->bad++;
+        if (k < 0 || k >= 1000 || sp_batch_i64(b, i, 1) != r->sum[k]) r->bad++;
     }
     size_t present = 0;
     for (int k = 0; k < 1000; k++)
         present += r->cnt[k] != 0;
-    if (present != n)
-        r->bad++;
+    if (present != n) r->bad++;
     memset(r->sum, 0, sizeof r->sum);
     memset(r->cnt, 0, sizeof r->cnt);
     return 0;
@@ -516,8 +511,8 @@ static void test_generator_integer_keys(void **state)
         cfg.threads = threads;
         sp_context *ctx;
         assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
-        sp_generator_opts g = {.seed = 99, .keys = 1000, .value_max = 1000000, .per_batch = 50000,
-                               .total = 220000};
+        sp_generator_opts g = {
+            .seed = 99, .keys = 1000, .value_max = 1000000, .per_batch = 50000, .total = 220000};
         sp_stream *s = sp_generator(ctx, &g);
         gen_ref *r = calloc(1, sizeof *r);
         /* The reference sums come first (outputs run in declaration order). */
@@ -573,6 +568,80 @@ static void test_save_as_text_files_job(void **state)
     free(got);
 }
 
+/* ------------------------------------------------------------------------------ event time */
+
+static void test_event_time_batches(void **state)
+{
+    (void)state;
+    /* Three arrival batches, out of order; watermark 1 s; batch interval 1 s. Worked by hand:
+     * arrival 1 emits T=1000 (watermark 1500); arrival 2 rejects (600,f) as late and emits
+     * T=2000; arrival 3 is the last: T=3000, 4000, the empty 5000 and 6000 are flushed. */
+    const char *q = write_tmp("qev.jsonl", "[[500,\"a\"],[1500,\"b\"],[2500,\"c\"]]\n"
+                                           "[[1200,\"d\"],[3100,\"e\"],[600,\"f\"]]\n"
+                                           "[[5200,\"g\"]]\n");
+    const char *dir = tu_tmpdir("ev");
+    char rej[600];
+    snprintf(rej, sizeof rej, "%s/rejects.txt", dir);
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.status_line = 0;
+    cfg.rejects_path = rej;
+    sp_context *ctx;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
+    sp_stream *s = sp_queue_stream(ctx, q, "(ts,str)");
+    assert_null(sp_stream_event_time(s, 1, 1000)); /* a str column is no timestamp */
+    sp_stream *ev = sp_stream_event_time(s, 0, 1000);
+    assert_non_null(ev);
+    assert_int_equal(sp_stream_foreach_rdd(ev, on_batch, c), SP_OK);
+    run_ok(ctx);
+    assert_int_equal(c->n, 6);
+    assert_string_equal(c->lines[0], "1000:(500,a)");
+    assert_string_equal(c->lines[1], "2000:(1200,d)|(1500,b)");
+    assert_string_equal(c->lines[2], "3000:(2500,c)");
+    assert_string_equal(c->lines[3], "4000:(3100,e)");
+    assert_string_equal(c->lines[4], "5000:");
+    assert_string_equal(c->lines[5], "6000:(5200,g)");
+    sp_context_free(ctx);
+    char *r = tu_read_file(rej, NULL);
+    assert_non_null(r);
+    assert_non_null(strstr(r, "late record"));
+    assert_non_null(strstr(r, "(600,f)"));
+    free(r);
+    free(c);
+
+    /* Every output must follow the event-time stream. */
+    ctx = new_ctx(0);
+    s = sp_queue_stream(ctx, q, "(ts,str)");
+    assert_non_null(sp_stream_event_time(s, 0, 0));
+    assert_int_equal(sp_stream_print(s, 1), SP_OK);
+    assert_int_equal(sp_context_run(ctx), SP_EINVAL);
+    assert_non_null(strstr(sp_context_errmsg(ctx), "eventTime"));
+    sp_context_free(ctx);
+}
+
+static void test_explain(void **state)
+{
+    (void)state;
+    sp_context *ctx = new_ctx(0);
+    sp_stream *s = sp_queue_stream(ctx, write_tmp("qx.jsonl", "[[\"a\",1]]\n"), NULL);
+    sp_stream *m =
+        sp_stream_map_values(s, sp_expr_binop(ctx, SP_OP_MUL, A0(ctx), sp_expr_i64(ctx, 3)));
+    assert_int_equal(sp_stream_print(sp_stream_reduce_by_key_agg(m, SP_AGG_SUM), 5), SP_OK);
+    const char *dir = tu_tmpdir("explain");
+    char path[600];
+    snprintf(path, sizeof path, "%s/plan.txt", dir);
+    FILE *f = fopen(path, "w");
+    assert_int_equal(sp_context_explain(ctx, f), SP_OK);
+    fclose(f);
+    char *plan = tu_read_file(path, NULL);
+    assert_non_null(strstr(plan, "__kernel"));
+    assert_non_null(strstr(plan, "keyed aggregation on the device"));
+    free(plan);
+    sp_context_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_generator_integer_keys),
         cmocka_unit_test(test_device_out_of_memory),
         cmocka_unit_test(test_save_as_text_files_job),
+        cmocka_unit_test(test_event_time_batches),
+        cmocka_unit_test(test_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,8 @@ int sp_context_new(const sp_config *cfg, sp_context **out)
     if (!ctx->cfg.out) ctx->cfg.out = stdout;
     if (!ctx->cfg.log) ctx->cfg.log = stderr;
     atomic_init(&ctx->stop, 0);
+    atomic_init(&ctx->rejects_batch, 0);
+    pthread_mutex_init(&ctx->rejects_lock, NULL);
     if (expr_pool_new(&ctx->alloc, &ctx->exprs) != SP_OK || dict_new(&ctx->alloc, &ctx->dict)) {
         sp_context_free(ctx);
         return SP_ENOMEM;
@@ -121,6 +123,8 @@ void sp_context_free(sp_context *ctx)
         stream_free(ctx->streams[i]);
     mem_free(&ctx->alloc, ctx->streams);
     if (ctx->metrics) fclose(ctx->metrics);
+    ctx_rejects_close(ctx);
+    pthread_mutex_destroy(&ctx->rejects_lock);
     if (ctx->dev) dev_close(ctx->dev);
     if (ctx->exec) exec_free(ctx->exec);
     for (unsigned i = 0; i < ctx->narenas; i++)

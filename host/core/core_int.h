@@ -18,6 +18,7 @@
 #include "ops/expr_int.h"
 #include "ops/kreduce_int.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 typedef enum node_kind {
@@ -87,6 +88,7 @@ struct sp_stream {
     ew_stage *stage;
     keymap *km; /* keyed host operators and integer keys */
     int source_done;
+    int event_side; /* 1: downstream of the event-time stream (runs at event times) */
 
     /* per batch time */
     int64_t memo_time;
@@ -120,7 +122,11 @@ struct sp_context {
     batch_env env;
 
     atomic_int stop;
-    int64_t zero_time; /* Spark's zeroTime: the time before the first batch */
+    FILE *rejects; /* opened on the first reject */
+    pthread_mutex_t rejects_lock;
+    atomic_uint_fast64_t rejects_batch; /* rejects since the last batch's metrics */
+    sp_stream *event;                   /* the event-time stream, if any */
+    int64_t zero_time;                  /* Spark's zeroTime: the time before the first batch */
     int64_t batches;
     FILE *metrics;
     int status_tty;
@@ -130,6 +136,24 @@ struct sp_context {
 int ctx_fail(sp_context *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /** Copies a lower layer's diag into the context's. */
 int ctx_take(sp_context *ctx, const sp_diag *d);
+
+/* rejects.c */
+/** Counts a rejected line/row and writes it to the rejects file when one is configured.
+ *  line < 0: unknown. Thread-safe. */
+int ctx_reject(sp_context *ctx, const char *origin, int64_t line, const char *reason,
+               const char *text, size_t len, sp_diag *d);
+/** Rejects since the last call (per-batch count for metrics). */
+uint64_t ctx_rejects_take(sp_context *ctx);
+void ctx_rejects_close(sp_context *ctx);
+
+/* eventtime.c */
+int stream_is_event_time(const sp_stream *s);
+/** Files the rows of an arrival batch into event-time buckets (late ones are rejected). */
+int eventtime_ingest(sp_stream *s, const sp_batch *in, sp_diag *d);
+/** The next event-time batch that is due, if any (input_done: flush what is left). */
+int eventtime_next_due(sp_stream *s, int input_done, int64_t *t);
+/** Late records since the last call. */
+uint64_t eventtime_take_late(sp_stream *s);
 
 /* stream.c */
 sp_stream *stream_new(sp_context *ctx, node_kind kind, sp_stream *p0, sp_stream *p1, sp_td *td);

@@ -36,6 +36,7 @@ typedef struct batch_metrics {
     int64_t time_ms;
     size_t records_in, records_out;
     double sched_delay_ms, processing_ms;
+    uint64_t rejected, late;
 } batch_metrics;
 
 static void report(sp_context *ctx, const batch_metrics *m)
@@ -43,9 +44,11 @@ static void report(sp_context *ctx, const batch_metrics *m)
     if (ctx->metrics) {
         fprintf(ctx->metrics,
                 "{\"batch\":%lld,\"time_ms\":%lld,\"records_in\":%zu,\"records_out\":%zu,"
+                "\"rejected\":%llu,\"late\":%llu,"
                 "\"scheduling_delay_ms\":%.3f,\"processing_ms\":%.3f,\"total_delay_ms\":%.3f}\n",
                 (long long)m->batch, (long long)m->time_ms, m->records_in, m->records_out,
-                m->sched_delay_ms, m->processing_ms, m->sched_delay_ms + m->processing_ms);
+                (unsigned long long)m->rejected, (unsigned long long)m->late, m->sched_delay_ms,
+                m->processing_ms, m->sched_delay_ms + m->processing_ms);
         fflush(ctx->metrics);
     }
     if (ctx->status_tty)
@@ -133,11 +136,11 @@ static int run_outputs(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
 }
 
 /** Lets stateful nodes take in their parent's batch of time t, in declaration order. */
-static int tick_stateful(sp_context *ctx, int64_t t, sp_diag *d)
+static int tick_stateful(sp_context *ctx, int64_t t, int side, sp_diag *d)
 {
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_stream *s = ctx->streams[i];
-        if (s->ops && s->ops->tick) {
+        if (s->ops && s->ops->tick && s->event_side == side) {
             int rc = s->ops->tick(s, t, d);
             if (rc) return rc;
         }
@@ -165,6 +168,90 @@ static int close_sinks(sp_context *ctx, sp_diag *d)
         }
     }
     return first;
+}
+
+/** Processing time: batch k at start + (k-1) x interval; every node runs at every batch time. */
+static int run_processing_time(sp_context *ctx, int manual, int64_t start, sp_diag *d)
+{
+    int64_t interval = ctx->cfg.batch_ms;
+    int rc = SP_OK;
+    for (int64_t k = 1;; k++) {
+        if (atomic_load(&ctx->stop)) break;
+        int64_t t = start + (k - 1) * interval;
+        if (!manual) sleep_until(ctx, (double)t);
+        if (atomic_load(&ctx->stop) && !manual) break;
+        batch_metrics m = {k, t, 0, 0, 0, 0, 0, 0};
+        double t0 = now_ms();
+        m.sched_delay_ms = manual ? 0.0 : t0 - (double)t;
+        rc = seal_sources(ctx, t, &m.records_in, d);
+        if (!rc) rc = tick_stateful(ctx, t, 0, d);
+        if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);
+        release_memos(ctx);
+        if (rc) break;
+        m.processing_ms = now_ms() - t0;
+        m.rejected = ctx_rejects_take(ctx);
+        ctx->batches = k;
+        report(ctx, &m);
+        if (ctx->cfg.max_batches ? k >= ctx->cfg.max_batches : all_sources_done(ctx)) break;
+    }
+    return rc;
+}
+
+/** Event time: the upstream side (sources, parsing) runs on arrival ticks and feeds the
+ *  event-time stream; each event-time batch that becomes due runs the downstream side (ticks
+ *  of stateful nodes, outputs) at its own time T. */
+static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d)
+{
+    int64_t interval = ctx->cfg.batch_ms;
+    sp_stream *ev = ctx->event;
+    int rc = SP_OK;
+    int64_t k = 0;
+    size_t arrived = 0;
+    for (int64_t a = 1;; a++) {
+        if (atomic_load(&ctx->stop)) break;
+        int64_t ta = start + (a - 1) * interval;
+        if (!manual) sleep_until(ctx, (double)ta);
+        if (atomic_load(&ctx->stop) && !manual) break;
+        double t0 = now_ms();
+        size_t got = 0;
+        sp_batch *in = NULL;
+        rc = seal_sources(ctx, ta, &got, d);
+        if (!rc) rc = tick_stateful(ctx, ta, 0, d);
+        if (!rc) rc = stream_compute(ev->parent[0], ta, &in, d);
+        if (!rc) rc = eventtime_ingest(ev, in, d);
+        batch_release(in);
+        release_memos(ctx);
+        if (rc) break;
+        arrived += got;
+        int done = all_sources_done(ctx) || (ctx->cfg.max_batches && atomic_load(&ctx->stop));
+        int64_t t;
+        int stop = 0;
+        while (!rc && eventtime_next_due(ev, done, &t)) {
+            batch_metrics m = {++k, t, 0, 0, 0, 0, 0, 0};
+            rc = tick_stateful(ctx, t, 1, d);
+            if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);
+            if (!rc && ev->memo) m.records_in = ev->memo->n;
+            if (!rc && !ev->memo) {
+                /* No output asked for the event batch: take it out of its bucket anyway. */
+                sp_batch *b = NULL;
+                rc = stream_compute(ev, t, &b, d);
+                if (!rc) m.records_in = b->n;
+                batch_release(b);
+            }
+            release_memos(ctx);
+            m.processing_ms = now_ms() - t0;
+            m.rejected = ctx_rejects_take(ctx);
+            m.late = eventtime_take_late(ev);
+            t0 = now_ms();
+            ctx->batches = k;
+            report(ctx, &m);
+            if (ctx->cfg.max_batches && k >= ctx->cfg.max_batches) stop = 1;
+            if (stop) break;
+        }
+        if (rc || stop || done) break;
+    }
+    (void)arrived;
+    return rc;
 }
 
 int sp_context_run(sp_context *ctx)
@@ -203,26 +290,9 @@ int sp_context_run(sp_context *ctx)
     int64_t interval = ctx->cfg.batch_ms;
     int64_t start = interval; /* manual clock: batch k at k x interval */
     if (!manual) start = ((int64_t)now_ms() / interval + 1) * interval;
-    ctx->zero_time = start - interval;
-
-    for (int64_t k = 1;; k++) {
-        if (atomic_load(&ctx->stop)) break;
-        int64_t t = start + (k - 1) * interval;
-        if (!manual) sleep_until(ctx, (double)t);
-        if (atomic_load(&ctx->stop) && !manual) break;
-        batch_metrics m = {k, t, 0, 0, 0, 0};
-        double t0 = now_ms();
-        m.sched_delay_ms = manual ? 0.0 : t0 - (double)t;
-        rc = seal_sources(ctx, t, &m.records_in, &d);
-        if (!rc) rc = tick_stateful(ctx, t, &d);
-        if (!rc) rc = run_outputs(ctx, t, &m.records_out, &d);
-        release_memos(ctx);
-        if (rc) break;
-        m.processing_ms = now_ms() - t0;
-        ctx->batches = k;
-        report(ctx, &m);
-        if (ctx->cfg.max_batches ? k >= ctx->cfg.max_batches : all_sources_done(ctx)) break;
-    }
+    ctx->zero_time = ctx->event ? 0 : start - interval; /* event time: epoch-aligned windows */
+    rc = ctx->event ? run_event_time(ctx, manual, start, &d)
+                    : run_processing_time(ctx, manual, start, &d);
     if (ctx->status_tty) fputc('\n', ctx->cfg.log);
     stop_sources(ctx);
     sp_diag d2;

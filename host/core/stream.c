@@ -564,6 +564,20 @@ static ew_kind ew_of(node_kind k)
 int stream_plan(sp_context *ctx)
 {
     if (ctx->planned) return SP_OK;
+    /* Event time: mark what runs at event times; every output must be among it. */
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_stream *s = ctx->streams[i];
+        if (stream_is_event_time(s)) ctx->event = s;
+        s->event_side = (ctx->event && s == ctx->event) ||
+                        (s->parent[0] && s->parent[0]->event_side) ||
+                        (s->parent[1] && s->parent[1]->event_side);
+    }
+    for (int i = 0; ctx->event && i < ctx->noutputs; i++)
+        if (!ctx->outputs[i].stream->event_side)
+            return ctx_fail(ctx, SP_EINVAL,
+                            "output %d (%s) does not follow eventTime: in an event-time job "
+                            "every output must be downstream of the event-time stream",
+                            i, ctx->outputs[i].sink->vt->kind);
     /* An element-wise node whose only consumer is element-wise is fused into it. */
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_stream *s = ctx->streams[i];

@@ -304,6 +304,15 @@ typedef int (*sp_update_fn)(void *ud, int64_t time_ms, const sp_row *key,
 sp_stream *sp_stream_update_state_by_key(sp_stream *s, const char *state_type, sp_update_fn fn,
                                          void *ud, const char *initial_path);
 
+/** Event-time batches: the batch with time T holds the records whose timestamp column
+ *  `ts_col` (a flattened column of type ts or i64, epoch ms) lies in [T - interval, T), T a
+ *  multiple of the batch interval. A batch is emitted once the watermark (the largest
+ *  timestamp seen minus watermark_ms) reaches T, or when the input ends; records of a batch
+ *  already emitted are late: counted and routed to the rejects output. Everything downstream
+ *  (windows, print times) follows event time, so a replay gives the same batches however fast
+ *  it is read. One per job; every output must be downstream of it. */
+sp_stream *sp_stream_event_time(sp_stream *s, int ts_col, int64_t watermark_ms);
+
 /** The stream's element type as a string, e.g. "(str,i64)". Belongs to the stream. */
 const char *sp_stream_type(const sp_stream *s);
 
