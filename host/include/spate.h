@@ -313,6 +313,36 @@ sp_stream *sp_stream_update_state_by_key(sp_stream *s, const char *state_type, s
  *  it is read. One per job; every output must be downstream of it. */
 sp_stream *sp_stream_event_time(sp_stream *s, int ts_col, int64_t watermark_ms);
 
+/* ---------------------------------------------------------------------------------------- */
+/** @name Analytics people ask of logs (approximate, mergeable, with stated error bounds). */
+
+/** countApproxDistinct(rsd): HyperLogLog estimate of the number of distinct elements of each
+ *  batch (one i64), rsd the relative standard deviation (Spark's default 0.05). */
+sp_stream *sp_stream_count_approx_distinct(sp_stream *s, double rsd);
+/** The same over a sliding window: per-slide sketches merged across panes. */
+sp_stream *sp_stream_count_approx_distinct_and_window(sp_stream *s, double rsd, int64_t window_ms,
+                                                      int64_t slide_ms);
+/** On (K, V): (K, i64) the approximate number of distinct V per key. */
+sp_stream *sp_stream_count_approx_distinct_by_key(sp_stream *s, double rsd);
+sp_stream *sp_stream_count_approx_distinct_by_key_and_window(sp_stream *s, double rsd,
+                                                             int64_t window_ms, int64_t slide_ms);
+/** On (K, numeric V): (K, (q_1, ..., q_n)) approximate quantiles qs[i] in [0,1] of the values
+ *  of each key, f64, within relative error rel_err of the exact quantile's value. */
+sp_stream *sp_stream_approx_quantiles_by_key(sp_stream *s, int nq, const double *qs,
+                                             double rel_err);
+sp_stream *sp_stream_approx_quantiles_by_key_and_window(sp_stream *s, int nq, const double *qs,
+                                                        double rel_err, int64_t window_ms,
+                                                        int64_t slide_ms);
+/** On (K, numeric V): the k pairs with the largest values, descending (ties by key order);
+ *  per window: apply it to a windowed stream. */
+sp_stream *sp_stream_top_k(sp_stream *s, int k);
+
+/** report(path): one self-contained HTML file (no network fetches) with a chart of this
+ *  stream's values over time (or a table for keyed top-k outputs), rewritten atomically after
+ *  every batch; several streams reporting to the same path share one file, one section each,
+ *  in declaration order. */
+int sp_stream_report(sp_stream *s, const char *path, const char *title);
+
 /** The stream's element type as a string, e.g. "(str,i64)". Belongs to the stream. */
 const char *sp_stream_type(const sp_stream *s);
 
