@@ -1,16 +1,54 @@
-/* lines.c — line splitting over 1 MiB buffered reads, appending into raw-text columns. */
+/* lines.c — line splitting over 1 MiB buffered reads (plain, gzip or zstd), appending into
+ * raw-text columns, and the per-batch origin (file, line number) of the lines. */
 #include "io/lines_int.h"
 #include "io/source_int.h"
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #define LINES_CHUNK ((size_t)1 << 20)
+
+enum { DEC_GZIP = 1, DEC_ZSTD = 2 };
+
+struct lines_dec {
+    int kind;
+    gzFile gz;
+    ZSTD_DCtx *zctx;
+    char *in; /* compressed bytes read from r->f */
+    size_t in_cap;
+    ZSTD_inBuffer zin;
+    size_t zlast; /* last ZSTD_decompressStream return: 0 at a frame boundary */
+};
 
 void lines_init(lines_reader *r, const sp_allocator *a)
 {
     memset(r, 0, sizeof *r);
     r->alloc = a;
+}
+
+static void lines_dec_free(lines_reader *r)
+{
+    lines_dec *z = r->dec;
+    if (!z) return;
+    if (z->gz) gzclose(z->gz);
+    if (z->zctx) ZSTD_freeDCtx(z->zctx);
+    mem_free(r->alloc, z->in);
+    mem_free(r->alloc, z);
+    r->dec = NULL;
+}
+
+/* Detects the compression of an open file from its first four bytes and rewinds. */
+static int lines_magic(FILE *f)
+{
+    unsigned char m[4] = {0, 0, 0, 0};
+    size_t n = fread(m, 1, 4, f);
+    rewind(f);
+    if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return DEC_GZIP;
+    if (n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return DEC_ZSTD;
+    return 0;
 }
 
 int lines_open(lines_reader *r, const char *kind, const char *path, sp_diag *d)
@@ -25,6 +63,82 @@ int lines_open(lines_reader *r, const char *kind, const char *path, sp_diag *d)
     if (!r->f) return source_errno(d, kind, path, errno);
     r->pos = r->len = 0;
     r->eof = 0;
+    r->line = 0;
+    int magic = lines_magic(r->f);
+    if (!magic) return 0;
+    lines_dec *z = mem_calloc(r->alloc, 1, sizeof *z);
+    if (!z) {
+        lines_close(r);
+        return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
+    }
+    r->dec = z;
+    z->kind = magic;
+    if (magic == DEC_GZIP) {
+        /* zlib reads the file itself (gzread handles concatenated members). */
+        fclose(r->f);
+        r->f = NULL;
+        z->gz = gzopen(path, "rb");
+        if (!z->gz) {
+            int err = errno ? errno : EIO;
+            lines_close(r);
+            return source_errno(d, kind, path, err);
+        }
+        gzbuffer(z->gz, 256 * 1024);
+        return 0;
+    }
+    z->zctx = ZSTD_createDCtx();
+    z->in_cap = ZSTD_DStreamInSize();
+    z->in = mem_alloc(r->alloc, z->in_cap);
+    if (!z->zctx || !z->in) {
+        lines_close(r);
+        return diag_set(d, SP_ENOMEM, "%s %s: out of memory for the zstd decoder", kind, path);
+    }
+    z->zin.src = z->in;
+    z->zin.size = z->zin.pos = 0;
+    return 0;
+}
+
+/* Reads up to `want` decompressed bytes into dst; *got 0 means end of input. */
+static int lines_src_read(lines_reader *r, char *dst, size_t want, size_t *got, const char *kind,
+                          const char *path, sp_diag *d)
+{
+    lines_dec *z = r->dec;
+    *got = 0;
+    if (!z) {
+        size_t n = fread(dst, 1, want, r->f);
+        if (n == 0 && ferror(r->f)) return source_errno(d, kind, path, errno ? errno : EIO);
+        *got = n;
+        return 0;
+    }
+    if (z->kind == DEC_GZIP) {
+        if (want > (size_t)1 << 30) want = (size_t)1 << 30;
+        int n = gzread(z->gz, dst, (unsigned)want);
+        int zerr = 0;
+        const char *msg = gzerror(z->gz, &zerr);
+        if (n < 0 || (n == 0 && zerr != Z_OK))
+            return diag_set(d, SP_EIO, "%s %s: gzip: %s", kind, path, msg ? msg : "read error");
+        *got = (size_t)n;
+        return 0;
+    }
+    ZSTD_outBuffer out = {dst, want, 0};
+    while (out.pos == 0) {
+        if (z->zin.pos == z->zin.size) {
+            size_t n = fread(z->in, 1, z->in_cap, r->f);
+            if (n == 0) {
+                if (ferror(r->f)) return source_errno(d, kind, path, errno ? errno : EIO);
+                if (z->zlast != 0)
+                    return diag_set(d, SP_EIO, "%s %s: zstd: truncated frame", kind, path);
+                return 0;
+            }
+            z->zin.size = n;
+            z->zin.pos = 0;
+        }
+        size_t rc = ZSTD_decompressStream(z->zctx, &out, &z->zin);
+        if (ZSTD_isError(rc))
+            return diag_set(d, SP_EIO, "%s %s: zstd: %s", kind, path, ZSTD_getErrorName(rc));
+        z->zlast = rc;
+    }
+    *got = out.pos;
     return 0;
 }
 
@@ -46,12 +160,11 @@ static int lines_fill(lines_reader *r, const char *kind, const char *path, sp_di
     }
     size_t want = r->cap - r->len;
     if (want > LINES_CHUNK) want = LINES_CHUNK;
-    size_t n = fread(r->buf + r->len, 1, want, r->f);
+    size_t n = 0;
+    int rc = lines_src_read(r, r->buf + r->len, want, &n, kind, path, d);
+    if (rc) return rc;
     r->len += n;
-    if (n == 0) {
-        if (ferror(r->f)) return source_errno(d, kind, path, errno ? errno : EIO);
-        r->eof = 1;
-    }
+    if (n == 0) r->eof = 1;
     return 0;
 }
 
@@ -89,15 +202,18 @@ int lines_read(lines_reader *r, sp_col *c, size_t max, size_t *nout, int *at_end
     if (r->pos == r->len && !r->eof) rc = lines_fill(r, kind, path, d);
     *at_end = r->eof && r->pos == r->len;
 out:
+    r->line += (int64_t)got;
     *nout += got;
     return rc;
 oom:
+    r->line += (int64_t)got;
     *nout += got;
     return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
 }
 
 void lines_close(lines_reader *r)
 {
+    lines_dec_free(r);
     if (r->f) fclose(r->f);
     r->f = NULL;
 }
@@ -108,4 +224,83 @@ void lines_free(lines_reader *r)
     mem_free(r->alloc, r->buf);
     r->buf = NULL;
     r->cap = 0;
+}
+
+/* ------------------------------------------------------------------------------- origins */
+
+void lines_origin_init(lines_origin *o, const sp_allocator *a)
+{
+    memset(o, 0, sizeof *o);
+    o->alloc = a;
+    o->time = -1;
+}
+
+void lines_origin_free(lines_origin *o)
+{
+    for (uint32_t i = 0; i < o->nfiles; i++)
+        mem_free(o->alloc, o->files[i]);
+    mem_free(o->alloc, o->files);
+    mem_free(o->alloc, o->mtime);
+    mem_free(o->alloc, o->runs);
+    lines_origin_init(o, o->alloc);
+}
+
+void lines_origin_reset(lines_origin *o, int64_t t)
+{
+    o->time = t;
+    o->nruns = 0;
+}
+
+uint32_t lines_origin_file(lines_origin *o, const char *path)
+{
+    for (uint32_t i = o->nfiles; i-- > 0;)
+        if (strcmp(o->files[i], path) == 0) return i;
+    if (o->nfiles == o->cap_files) {
+        uint32_t nc = o->cap_files ? o->cap_files * 2 : 8;
+        char **nf = mem_realloc(o->alloc, o->files, nc * sizeof *nf);
+        if (!nf) return UINT32_MAX;
+        o->files = nf;
+        int64_t *nm = mem_realloc(o->alloc, o->mtime, nc * sizeof *nm);
+        if (!nm) return UINT32_MAX;
+        o->mtime = nm;
+        o->cap_files = nc;
+    }
+    char *s = mem_strdup(o->alloc, path);
+    if (!s) return UINT32_MAX;
+    struct stat st;
+    o->files[o->nfiles] = s;
+    o->mtime[o->nfiles] = stat(path, &st) == 0 ? (int64_t)st.st_mtime : 0;
+    return o->nfiles++;
+}
+
+int lines_origin_add(lines_origin *o, size_t row, int64_t line, uint32_t file)
+{
+    if (o->nruns == o->cap_runs) {
+        size_t nc = o->cap_runs ? o->cap_runs * 2 : 8;
+        lines_run *nr = mem_realloc(o->alloc, o->runs, nc * sizeof *nr);
+        if (!nr) return SP_ENOMEM;
+        o->runs = nr;
+        o->cap_runs = nc;
+    }
+    o->runs[o->nruns++] = (lines_run){row, line, file};
+    return 0;
+}
+
+int lines_origin_at(const lines_origin *o, size_t row, const char **file, int64_t *line,
+                    int64_t *mtime)
+{
+    if (!o || o->nruns == 0 || row < o->runs[0].row) return -1;
+    size_t lo = 0, hi = o->nruns; /* last run with runs[i].row <= row */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->runs[mid].row <= row)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const lines_run *r = &o->runs[lo];
+    if (file) *file = o->files[r->file];
+    if (line) *line = r->line + (int64_t)(row - r->row);
+    if (mtime) *mtime = o->mtime[r->file];
+    return 0;
 }

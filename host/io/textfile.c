@@ -1,44 +1,134 @@
-/* textfile.c — textFile (replays one file's lines) and textFileStream (watches a directory
- * and reads each new file once). Both yield raw-text str columns (ENC_RAW). */
+/* textfile.c — textFile (replays the lines of a file or of a glob's files, decompressing
+ * .gz/.zst) and textFileStream (watches a directory and reads each new file once). Both yield
+ * raw-text str columns (ENC_RAW) and keep the origin (file, line) of each batch's rows. */
 #include "io/lines_int.h"
 #include "io/source_int.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------------------------- textFile */
 
+/* A path with glob characters (*, ?, [) names every matching file, read in strcmp order of
+ * their names (a rotated set access.log.* gives access.log.1, access.log.2.gz, ...), one after
+ * another as if concatenated; each is decompressed as lines_open detects. */
 typedef struct textfile {
     char *path;
-    size_t batch_lines; /* 0: the whole file in the first batch */
+    size_t batch_lines; /* 0: every file whole in the first batch */
+    char **files;       /* the files to read, in order (one: the path itself) */
+    size_t nfiles, cur; /* cur: the file being read */
     lines_reader rd;
+    lines_origin origin;
     int at_end;
 } textfile;
+
+static int textfile_has_glob(const char *p)
+{
+    return strpbrk(p, "*?[") != NULL;
+}
+
+static int textfile_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void textfile_files_free(sp_source *s)
+{
+    textfile *tf = s->impl;
+    for (size_t i = 0; i < tf->nfiles; i++)
+        mem_free(s->env->alloc, tf->files[i]);
+    mem_free(s->env->alloc, tf->files);
+    tf->files = NULL;
+    tf->nfiles = tf->cur = 0;
+}
+
+/* Expands the path into the file list. Cost: one glob(3) at start. */
+static int textfile_expand(sp_source *s, sp_diag *d)
+{
+    textfile *tf = s->impl;
+    const sp_allocator *a = s->env->alloc;
+    const char *kind = s->vt->kind;
+    textfile_files_free(s);
+    if (!textfile_has_glob(tf->path)) {
+        tf->files = mem_alloc(a, sizeof *tf->files);
+        if (!tf->files || !(tf->files[0] = mem_strdup(a, tf->path))) goto oom;
+        tf->nfiles = 1;
+        return 0;
+    }
+    glob_t g;
+    int grc = glob(tf->path, GLOB_ERR, NULL, &g);
+    if (grc == GLOB_NOMATCH) {
+        globfree(&g);
+        return diag_set(d, SP_ENOENT, "%s %s: no file matches", kind, tf->path);
+    }
+    if (grc != 0) {
+        globfree(&g);
+        return grc == GLOB_NOSPACE ? diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, tf->path)
+                                   : diag_set(d, SP_EIO, "%s %s: cannot list", kind, tf->path);
+    }
+    tf->files = mem_calloc(a, g.gl_pathc ? g.gl_pathc : 1, sizeof *tf->files);
+    if (!tf->files) {
+        globfree(&g);
+        goto oom;
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        struct stat st;
+        if (stat(g.gl_pathv[i], &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (!(tf->files[tf->nfiles] = mem_strdup(a, g.gl_pathv[i]))) {
+            globfree(&g);
+            goto oom;
+        }
+        tf->nfiles++;
+    }
+    globfree(&g);
+    if (tf->nfiles == 0) return diag_set(d, SP_ENOENT, "%s %s: no file matches", kind, tf->path);
+    qsort(tf->files, tf->nfiles, sizeof *tf->files, textfile_cmp);
+    return 0;
+oom:
+    return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, tf->path);
+}
 
 static int textfile_start(sp_source *s, sp_diag *d)
 {
     textfile *tf = s->impl;
     tf->at_end = 0;
-    return lines_open(&tf->rd, s->vt->kind, tf->path, d);
+    int rc = textfile_expand(s, d);
+    if (rc) return rc;
+    return lines_open(&tf->rd, s->vt->kind, tf->files[0], d);
 }
 
 static int textfile_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_diag *d)
 {
     textfile *tf = s->impl;
+    const char *kind = s->vt->kind;
     *done = 0;
-    SP_CHECK(d, tf->rd.f || tf->at_end, SP_ESTATE, "textFile %s: not started", tf->path);
+    SP_CHECK(d, tf->rd.f || tf->rd.dec || tf->at_end, SP_ESTATE, "%s %s: not started", kind,
+             tf->path);
     int rc = source_col_raw(&out->cols[0], d);
     if (rc) return rc;
-    size_t n = 0;
-    if (!tf->at_end) {
-        rc = lines_read(&tf->rd, &out->cols[0], tf->batch_lines, &n, &tf->at_end, s->vt->kind,
-                        tf->path, d);
+    lines_origin_reset(&tf->origin, t);
+    while (!tf->at_end && (!tf->batch_lines || out->n < tf->batch_lines)) {
+        const char *path = tf->files[tf->cur];
+        uint32_t fid = lines_origin_file(&tf->origin, path);
+        if (fid == UINT32_MAX || lines_origin_add(&tf->origin, out->n, tf->rd.line + 1, fid))
+            return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
+        size_t n = 0;
+        int end = 0;
+        size_t want = tf->batch_lines ? tf->batch_lines - out->n : 0;
+        rc = lines_read(&tf->rd, &out->cols[0], want, &n, &end, kind, path, d);
         out->n += n;
         if (rc) return rc;
-        if (tf->at_end) lines_close(&tf->rd);
+        if (!end) continue;
+        lines_close(&tf->rd);
+        if (++tf->cur == tf->nfiles) {
+            tf->at_end = 1;
+            break;
+        }
+        if ((rc = lines_open(&tf->rd, kind, tf->files[tf->cur], d))) return rc;
     }
     *done = tf->at_end;
     return source_seal(out, d);
@@ -54,6 +144,8 @@ static void textfile_destroy(sp_source *s)
 {
     textfile *tf = s->impl;
     lines_free(&tf->rd);
+    lines_origin_free(&tf->origin);
+    textfile_files_free(s);
     mem_free(s->env->alloc, tf->path);
     mem_free(s->env->alloc, tf);
 }
@@ -84,6 +176,7 @@ int source_text_file_new(batch_env *env, const char *path, size_t batch_lines, s
     s->impl = tf;
     s->manual_clock = 1; /* a replay runs as fast as the pipeline goes: batch k at k x interval */
     lines_init(&tf->rd, env->alloc);
+    lines_origin_init(&tf->origin, env->alloc);
     tf->batch_lines = batch_lines;
     if (!(tf->path = mem_strdup(env->alloc, path))) {
         rc = diag_set(d, SP_ENOMEM, "textFile %s: out of memory", path);
@@ -108,6 +201,7 @@ typedef struct dirwatch {
     char **seen; /* sorted names already read */
     size_t nseen, capseen;
     lines_reader rd;
+    lines_origin origin;
     strbuf path;
     int started;
 } dirwatch;
@@ -145,6 +239,7 @@ static int dirwatch_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_d
     *done = 0; /* a live source: never done */
     SP_CHECK(d, w->started, SP_ESTATE, "%s %s: not started", kind, w->dir);
     if ((rc = source_col_raw(&out->cols[0], d))) return rc;
+    lines_origin_reset(&w->origin, t);
     DIR *dp = opendir(w->dir);
     if (!dp) return source_errno(d, kind, w->dir, errno);
     struct dirent *e;
@@ -191,6 +286,12 @@ static int dirwatch_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_d
             continue;
         }
         if (rc) break;
+        uint32_t fid = lines_origin_file(&w->origin, p);
+        if (fid == UINT32_MAX || lines_origin_add(&w->origin, out->n, 1, fid)) {
+            lines_close(&w->rd);
+            rc = diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, p);
+            break;
+        }
         size_t n = 0;
         int end;
         rc = lines_read(&w->rd, &out->cols[0], 0, &n, &end, kind, p, d);
@@ -226,6 +327,7 @@ static void dirwatch_destroy(sp_source *s)
         mem_free(a, w->seen[i]);
     mem_free(a, w->seen);
     lines_free(&w->rd);
+    lines_origin_free(&w->origin);
     sb_free(&w->path);
     mem_free(a, w->dir);
     mem_free(a, w);
@@ -247,6 +349,7 @@ int source_dir_new(batch_env *env, const char *dir, sp_source **out, sp_diag *d)
     }
     s->impl = w;
     lines_init(&w->rd, env->alloc);
+    lines_origin_init(&w->origin, env->alloc);
     sb_init(&w->path, env->alloc);
     if (!(w->dir = mem_strdup(env->alloc, dir))) {
         rc = diag_set(d, SP_ENOMEM, "textFileStream %s: out of memory", dir);
@@ -258,4 +361,12 @@ int source_dir_new(batch_env *env, const char *dir, sp_source **out, sp_diag *d)
 fail:
     source_free(s);
     return rc;
+}
+
+const lines_origin *textfile_origin(const sp_source *s)
+{
+    if (!s || !s->impl) return NULL;
+    if (s->vt == &textfile_vt) return &((const textfile *)s->impl)->origin;
+    if (s->vt == &dirwatch_vt) return &((const dirwatch *)s->impl)->origin;
+    return NULL;
 }
