@@ -1,7 +1,10 @@
 /* spate — the command-line interface.
+ *   spate run JOB.spate | -e TEXT run a job script
+ *   spate explain JOB.spate       print a job's plan: stages, placement, generated kernels
  *   spate devices                 list OpenCL devices and the hwloc topology
  *   spate wordcount FILE [opts]   word count per batch over a text file (the demo job)
  *   spate version | help */
+#include "script/script_int.h"
 #include "spate.h"
 
 #include <signal.h>
@@ -21,6 +24,8 @@ static void usage(FILE *f)
 {
     fputs("usage: spate COMMAND [options]\n"
           "commands:\n"
+          "  run JOB.spate         run a job script (-e 'TEXT' for inline text)\n"
+          "  explain JOB.spate     print the job's plan and generated OpenCL source\n"
           "  devices               list OpenCL devices and the machine's topology\n"
           "  wordcount FILE|-      count words per batch of FILE's lines or stdin (print(N))\n"
           "  version               print the version\n"
@@ -34,7 +39,9 @@ static void usage(FILE *f)
           "  --metrics FILE        per-batch metrics as JSON lines\n"
           "  --no-kernel-cache     do not cache built kernels on disk\n"
           "  --device-mem-limit B  cap one device buffer at B bytes\n"
-          "  --strategy cpu|gpu    force the kernel shape\n",
+          "  --strategy cpu|gpu    force the kernel shape\n"
+          "  --on-error fail|skip  a row whose lambda fails: fail the job (default) or skip it\n"
+          "  --rejects FILE        where skipped rows go (with --on-error skip)\n",
           f);
 }
 
@@ -43,6 +50,7 @@ typedef struct cli {
     int print_n;
     const char *cmd;
     const char *arg;
+    const char *inline_text; /* run -e TEXT */
 } cli;
 
 static int parse_long(const char *opt, const char *v, long long lo, long long *out)
@@ -93,9 +101,21 @@ static int parse_args(int argc, char **argv, cli *c)
             c->cfg.metrics_path = v;
             i++;
         } else if (!strcmp(a, "--device-mem-limit")) {
-            if (parse_long(a, v, 1, &x))
-                return -1;
+            if (parse_long(a, v, 1, &x)) return -1;
             c->cfg.device_mem_limit = (uint64_t)x;
+            i++;
+        } else if (!strcmp(a, "-e") && v) {
+            c->inline_text = v;
+            i++;
+        } else if (!strcmp(a, "--on-error") && v) {
+            if (strcmp(v, "fail") && strcmp(v, "skip")) {
+                fprintf(stderr, "spate: --on-error takes fail or skip, got '%s'\n", v);
+                return -1;
+            }
+            c->cfg.on_error_skip = !strcmp(v, "skip");
+            i++;
+        } else if (!strcmp(a, "--rejects") && v) {
+            c->cfg.rejects_path = v;
             i++;
         } else if (!strcmp(a, "--no-kernel-cache")) {
             c->cfg.kernel_cache = 0;
@@ -181,6 +201,95 @@ static int wordcount(cli *c)
     return status;
 }
 
+static char *read_all(const char *path)
+{
+    FILE *f = !strcmp(path, "-") ? stdin : fopen(path, "rb");
+    if (!f) return NULL;
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) buf[n] = '\0';
+    if (f != stdin) fclose(f);
+    return buf;
+}
+
+/* run and explain: exit 0 on success, 2 for a script error (syntax, types, names), 1 for a
+ * failure while running. */
+static int run_script(cli *c, int explain)
+{
+    if (!c->arg && !c->inline_text) {
+        fprintf(stderr, "spate: %s needs JOB.spate or -e 'TEXT'\n", c->cmd);
+        return 2;
+    }
+    char *text = c->inline_text ? strdup(c->inline_text) : read_all(c->arg);
+    if (!text) {
+        fprintf(stderr, "spate: cannot read %s\n", c->arg);
+        return 2;
+    }
+    char dir[4096] = "";
+    if (!c->inline_text) {
+        const char *sl = strrchr(c->arg, '/');
+        if (sl) snprintf(dir, sizeof dir, "%.*s", (int)(sl - c->arg), c->arg);
+    }
+    const char *name = c->inline_text ? "-e" : c->arg;
+    script *sc = NULL;
+    sp_context *ctx = NULL;
+    FILE *rejects = NULL;
+    int status = 2, rc = script_load(name, dir[0] ? dir : NULL, text, stderr, &sc);
+    free(text);
+    if (rc) goto out;
+    if (c->cfg.batch_lines == (size_t)-1) c->cfg.batch_lines = 0;
+    if (script_batch_ms(sc) > 0) c->cfg.batch_ms = script_batch_ms(sc);
+    if (c->cfg.on_error_skip && c->cfg.rejects_path) {
+        rejects = fopen(c->cfg.rejects_path, "w");
+        if (!rejects) {
+            fprintf(stderr, "spate: cannot write %s\n", c->cfg.rejects_path);
+            goto out;
+        }
+    }
+    script_set_rejects(sc, c->cfg.on_error_skip, rejects);
+    if ((rc = sp_context_new(&c->cfg, &ctx))) {
+        fprintf(stderr, "spate: %s\n", sp_strerror(rc));
+        status = 1;
+        goto out;
+    }
+    if ((rc = script_build(sc, ctx, stderr))) goto out;
+    status = 1;
+    if (explain) {
+        script_explain(sc, stdout);
+        rc = sp_context_explain(ctx, stdout);
+    } else {
+        g_running = ctx;
+        rc = sp_context_run(ctx);
+        g_running = NULL;
+    }
+    if (rc) {
+        const char *m = script_runtime_error(sc);
+        script_report(sc, m ? m : sp_context_errmsg(ctx), stderr);
+        goto out;
+    }
+    status = 0;
+out:
+    sp_context_free(ctx);
+    script_free(sc);
+    if (rejects) fclose(rejects);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     cli c;
@@ -201,6 +310,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(c.cmd, "devices")) return sp_devices_print(stdout, &c.cfg) == SP_OK ? 0 : 1;
     if (!strcmp(c.cmd, "wordcount")) return wordcount(&c);
+    if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "explain")) return run_script(&c, c.cmd[0] == 'e');
     fprintf(stderr, "spate: unknown command '%s' (see spate help)\n", c.cmd);
     return 2;
 }

@@ -119,6 +119,7 @@ void sp_context_free(sp_context *ctx)
     for (int i = 0; i < ctx->noutputs; i++)
         sink_free(ctx->outputs[i].sink);
     mem_free(&ctx->alloc, ctx->outputs);
+    report_registry_free(ctx);
     for (int i = 0; i < ctx->nstreams; i++)
         stream_free(ctx->streams[i]);
     mem_free(&ctx->alloc, ctx->streams);

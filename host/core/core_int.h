@@ -130,6 +130,7 @@ struct sp_context {
     int64_t batches;
     FILE *metrics;
     int status_tty;
+    void *reports; /* report_node.c: the reports by path (report_registry_free) */
 };
 
 /** Records a failure in the context's diag (and returns code). */
@@ -166,6 +167,14 @@ void stream_free(sp_stream *s);
 int stream_plan(sp_context *ctx);
 /** The batch of stream s at time t (memoised); the caller gets its own reference. */
 int stream_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d);
+
+/** Registers output k of stream s (takes k; frees it on failure). rc != SP_OK: a failed sink
+ *  constructor whose message is in d. */
+int stream_add_output(sp_stream *s, int rc, sp_sink *k, sp_diag *d);
+
+/* report_node.c */
+/** Frees the context's report registry (the reports live on while sinks hold them). */
+void report_registry_free(sp_context *ctx);
 
 /* hostops.c — per-batch operators that run on the executors (host). */
 int hostop_flat_map(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);

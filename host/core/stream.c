@@ -480,7 +480,7 @@ sp_stream *sp_stream_transform(sp_stream *s, const char *out_type, sp_transform_
 
 /* ---------------------------------------------------------------------------------- outputs */
 
-static int add_output(sp_stream *s, int rc, sp_sink *k, sp_diag *d)
+int stream_add_output(sp_stream *s, int rc, sp_sink *k, sp_diag *d)
 {
     sp_context *ctx = s->ctx;
     if (rc != SP_OK) return ctx_take(ctx, d);
@@ -514,7 +514,7 @@ int sp_stream_print(sp_stream *s, int n)
     OUTPUT_PROLOGUE(s)
     if (n < 0) return ctx_fail(s->ctx, SP_EINVAL, "print: n must be >= 0");
     int rc = sink_print_new(&s->ctx->alloc, s->ctx->cfg.out, n, &k, &d);
-    return add_output(s, rc, k, &d);
+    return stream_add_output(s, rc, k, &d);
 }
 
 int sp_stream_save_as_text_files(sp_stream *s, const char *prefix, const char *suffix)
@@ -522,7 +522,7 @@ int sp_stream_save_as_text_files(sp_stream *s, const char *prefix, const char *s
     OUTPUT_PROLOGUE(s)
     if (!prefix) return ctx_fail(s->ctx, SP_EINVAL, "saveAsTextFiles: a prefix is required");
     int rc = sink_text_files_new(&s->ctx->alloc, prefix, suffix, &k, &d);
-    return add_output(s, rc, k, &d);
+    return stream_add_output(s, rc, k, &d);
 }
 
 int sp_stream_foreach_rdd(sp_stream *s, sp_foreach_fn fn, void *ud)
@@ -530,7 +530,7 @@ int sp_stream_foreach_rdd(sp_stream *s, sp_foreach_fn fn, void *ud)
     OUTPUT_PROLOGUE(s)
     if (!fn) return ctx_fail(s->ctx, SP_EINVAL, "foreachRDD: a callback is required");
     int rc = sink_foreach_new(&s->ctx->alloc, fn, ud, &k, &d);
-    return add_output(s, rc, k, &d);
+    return stream_add_output(s, rc, k, &d);
 }
 
 int sp_stream_save_csv(sp_stream *s, const char *path)
@@ -538,7 +538,7 @@ int sp_stream_save_csv(sp_stream *s, const char *path)
     OUTPUT_PROLOGUE(s)
     if (!path) return ctx_fail(s->ctx, SP_EINVAL, "saveAsCsv: a path is required");
     int rc = sink_csv_new(&s->ctx->alloc, path, &k, &d);
-    return add_output(s, rc, k, &d);
+    return stream_add_output(s, rc, k, &d);
 }
 
 int sp_stream_save_jsonl(sp_stream *s, const char *path)
@@ -546,7 +546,7 @@ int sp_stream_save_jsonl(sp_stream *s, const char *path)
     OUTPUT_PROLOGUE(s)
     if (!path) return ctx_fail(s->ctx, SP_EINVAL, "saveAsJsonLines: a path is required");
     int rc = sink_jsonl_new(&s->ctx->alloc, path, &k, &d);
-    return add_output(s, rc, k, &d);
+    return stream_add_output(s, rc, k, &d);
 }
 
 /* ------------------------------------------------------------------------------------- plan */

@@ -172,6 +172,15 @@ sp_expr *sp_expr_binop(sp_context *ctx, sp_op op, sp_expr *a, sp_expr *b);
 sp_expr *sp_expr_unop(sp_context *ctx, sp_op op, sp_expr *a);
 sp_expr *sp_expr_if(sp_context *ctx, sp_expr *cond, sp_expr *then_e, sp_expr *else_e);
 sp_expr *sp_expr_cast(sp_context *ctx, sp_expr *e, sp_type to);
+/** A Scala method or function by name: args[0] is the receiver of a method
+ *  ("length", "split", "getOrElse", "sum", "map", ...), functions take only their arguments
+ *  ("Some", "None", "Seq"). Strings, Options and Seqs are evaluated on the host. */
+sp_expr *sp_expr_call(sp_context *ctx, const char *name, int n, sp_expr *const *args);
+/** An inner lambda for Seq.map / Seq.filter binding sp_expr_arg(ctx, param) in body; param
+ *  must be above the enclosing lambda's parameters. */
+sp_expr *sp_expr_lambda(sp_context *ctx, int param, sp_expr *body);
+/** Records a script position on e (messages then name LINE:COL); returns e. */
+sp_expr *sp_expr_at(sp_expr *e, int line, int col);
 
 /* ---------------------------------------------------------------------------------------- */
 /** @name Sources. Each returns a stream that belongs to the context, or NULL on error.

@@ -182,7 +182,8 @@ static int cg_binop(cg *g, const expr_typed *t, const cg_val *x, const cg_val *y
         code = cg_fmt(g, "(%s %s %s)", cg_conv(g, x->code, x->t, ct), cg_cmp_op(op),
                       cg_conv(g, y->code, y->t, ct));
     } else {
-        if (x->t == SP_STR) return cg_host(g, e, "string concatenation");
+        if (x->t == SP_STR || y->t == SP_STR || rt == SP_STR)
+            return cg_host(g, e, "string concatenation");
         const char *a = cg_conv(g, x->code, x->t, rt), *b = cg_conv(g, y->code, y->t, rt);
         int fl = cg_is_float(rt), i32 = rt == SP_I32;
         switch (op) {
@@ -292,6 +293,10 @@ static int cg_node(cg *g, const expr_typed *t, const cg_val *arg, cg_val *out)
         if (x.t == SP_STR) return cg_host(g, e, "parsing a number from a string");
         code = cg_conv(g, x.code, x.t, e->to);
         break;
+    case EX_CALL:
+        return cg_host(g, e, e->s ? cg_fmt(g, "%s (a method call)", e->s) : "a method call");
+    case EX_LAMBDA:
+        return cg_host(g, e, "an inner lambda");
     }
     *out = (cg_val){.t = t->td->kind == TD_LEAF ? t->td->leaf : SP_TYPE_COUNT, .code = code};
     return code ? SP_OK : cg_oom(g);

@@ -161,12 +161,19 @@ int ew_stage_new(sp_dev *dev, batch_env *env, const sp_td *in, int nsteps, const
     td_layout(st->in_td, 0);
     if (nsteps) memcpy(st->steps, steps, (size_t)nsteps * sizeof *steps);
     char tb[256];
-    if (!td_is_flat(st->in_td)) {
-        rc = diag_set(d, SP_EUNSUPPORTED, "%s: map/filter over %s (options or lists inside)",
-                      st->name, ew_type_text(a, st->in_td, tb, sizeof tb));
+    if ((rc = ew_typecheck(st, d))) goto fail;
+    if (!td_is_flat(st->out_td)) {
+        rc = diag_set(d, SP_EUNSUPPORTED, "%s: the result %s has an Option or a Seq inside",
+                      st->name, ew_type_text(a, st->out_td, tb, sizeof tb));
         goto fail;
     }
-    if ((rc = ew_typecheck(st, d))) goto fail;
+    if (!td_is_flat(st->in_td)) {
+        /* Grouped values (lists) and joined options: read by the host evaluator. */
+        snprintf(st->why_host, sizeof st->why_host, "the input %s has an Option or a Seq inside",
+                 ew_type_text(a, st->in_td, tb, sizeof tb));
+        *out = st;
+        return SP_OK;
+    }
     if (!dev) {
         snprintf(st->why_host, sizeof st->why_host, "no device");
         *out = st;
@@ -253,7 +260,9 @@ static int ew_host_part(void *ud, size_t p, unsigned worker)
     ew_stage *st = h->st;
     const sp_batch *in = h->in;
     sp_diag *d = &h->diags[p];
-    size_t lo = in->part_start[p], hi = in->part_start[p + 1];
+    /* The last partition runs to n: producers that append rows after batch_new (host keyed
+     * operators) may leave the table's end behind. */
+    size_t lo = in->part_start[p], hi = p + 1 == in->nparts ? in->n : in->part_start[p + 1];
     sp_batch *b = NULL;
     int rc = batch_new(st->env, st->out_td, in->time_ms, &b, d);
     if (rc) return rc;
@@ -372,6 +381,18 @@ static size_t ew_lower_bound(const uint32_t *idx, size_t n, size_t v)
     return lo;
 }
 
+/* The first integer division or remainder in e with a script position (for messages). */
+static const sp_expr *ew_find_div(const sp_expr *e)
+{
+    if (!e) return NULL;
+    if (e->kind == EX_BINOP && (e->op == SP_OP_DIV || e->op == SP_OP_MOD) && e->line > 0) return e;
+    for (int i = 0; i < e->n; i++) {
+        const sp_expr *r = ew_find_div(e->kids[i]);
+        if (r) return r;
+    }
+    return NULL;
+}
+
 static int ew_run_device(ew_stage *st, const sp_batch *in, sp_batch **outp, sp_diag *d)
 {
     const sp_allocator *a = st->a;
@@ -447,8 +468,12 @@ static int ew_run_device(ew_stage *st, const sp_batch *in, sp_batch **outp, sp_d
         (rc = dev_buf_read(dev, &berr, 0, &first_err, sizeof first_err, d)))
         goto out;
     if (first_err != UINT32_MAX) {
-        rc = diag_set(d, SP_ERUNTIME, "%s: division by zero at row %u", st->name,
-                      (unsigned)first_err);
+        char pb[32] = "";
+        const sp_expr *dz = NULL;
+        for (int k = 0; k < st->nsteps && !dz; k++)
+            dz = ew_find_div(st->steps[k].body);
+        rc = diag_set(d, SP_ERUNTIME, "%s: %sdivision by zero at row %u", st->name,
+                      ew_pos(dz, pb, sizeof pb), (unsigned)first_err);
         goto out;
     }
     if (filt) {

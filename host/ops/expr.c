@@ -107,6 +107,7 @@ sp_expr *expr_make(expr_pool *p, expr_kind kind, int n, sp_expr *const *kids)
     memset(e, 0, sizeof *e);
     e->kind = kind;
     e->n = n;
+    e->pool = p;
     e->kids = (sp_expr **)(e + 1);
     for (int i = 0; i < n; i++)
         e->kids[i] = kids[i];
@@ -190,7 +191,8 @@ static const char *expr_op_verb(sp_op op)
 
 typedef struct tc_ctx {
     const sp_allocator *a;
-    const sp_td *arg[2];
+    const sp_td *arg[EXPR_MAX_ARGS];
+    int nargs;
     sp_diag *d;
 } tc_ctx;
 
@@ -248,6 +250,7 @@ static int tc_binop(const tc_ctx *c, expr_typed *t)
     char bx[128], by[128];
     switch (e->op) {
     case SP_OP_ADD:
+        /* str + str only: other values need .toString (the tests pin this). */
         if (leaves && lx == SP_STR && ly == SP_STR) return tc_leaf(c, t, SP_STR);
         /* fall through */
     case SP_OP_SUB:
@@ -313,6 +316,352 @@ static int tc_cast(const tc_ctx *c, expr_typed *t)
     return tc_leaf(c, t, e->to);
 }
 
+/* ------------------------------------------------------------------ nothing, unify, calls */
+
+int expr_is_nothing(const sp_td *t)
+{
+    return t && t->kind == TD_TUPLE && t->n == 0;
+}
+
+/* The type of None's and Seq()'s element: an empty tuple (td_tuple refuses n == 0). */
+static sp_td *tc_nothing(const sp_allocator *a)
+{
+    sp_td *t = td_leaf(a, SP_BOOL);
+    if (t) {
+        t->kind = TD_TUPLE;
+        t->n = 0;
+        t->ncols = 0;
+    }
+    return t;
+}
+
+/* The common type of x and y: equal types, nothing with anything, options and lists of
+ * unifiable elements, tuples element-wise; numeric leaves promote only at the top (top = 1),
+ * where the evaluator converts. *out NULL and SP_ETYPE when they do not unify. */
+static int tc_unify(const tc_ctx *c, const sp_td *x, const sp_td *y, int top, sp_td **out)
+{
+    *out = NULL;
+    sp_type lx, ly;
+    if (td_equal(x, y) || expr_is_nothing(y)) {
+        *out = td_copy(c->a, x);
+    } else if (expr_is_nothing(x)) {
+        *out = td_copy(c->a, y);
+    } else if (top && expr_is_leaf(x, &lx) && expr_is_leaf(y, &ly) && expr_num_rank(lx) >= 0 &&
+               expr_num_rank(ly) >= 0) {
+        *out = td_leaf(c->a, expr_promote(lx, ly));
+    } else if (x->kind == y->kind && (x->kind == TD_OPTION || x->kind == TD_LIST)) {
+        sp_td *ch;
+        int rc = tc_unify(c, x->child[0], y->child[0], 0, &ch);
+        if (rc) return rc;
+        *out = x->kind == TD_OPTION ? td_option(c->a, ch) : td_list(c->a, ch);
+    } else if (x->kind == TD_TUPLE && y->kind == TD_TUPLE && x->n == y->n) {
+        sp_td **ch = mem_calloc(c->a, (size_t)x->n, sizeof *ch);
+        if (!ch) return tc_oom(c);
+        int rc = SP_OK;
+        for (int i = 0; i < x->n && !rc; i++)
+            rc = tc_unify(c, x->child[i], y->child[i], 0, &ch[i]);
+        if (rc) {
+            for (int i = 0; i < x->n; i++)
+                td_free(c->a, ch[i]);
+            mem_free(c->a, ch);
+            return rc;
+        }
+        *out = td_tuple(c->a, x->n, ch);
+        mem_free(c->a, ch);
+    } else {
+        return SP_ETYPE;
+    }
+    if (!*out) return tc_oom(c);
+    td_layout(*out, 0);
+    return SP_OK;
+}
+
+typedef enum call_id {
+    CALL_SOME = 1,
+    CALL_NONE,
+    CALL_SEQ,
+    CALL_S_LENGTH,
+    CALL_S_CONTAINS,
+    CALL_S_STARTS,
+    CALL_S_ENDS,
+    CALL_S_SPLIT,
+    CALL_S_LOWER,
+    CALL_S_UPPER,
+    CALL_S_TRIM,
+    CALL_S_SUBSTRING,
+    CALL_S_ISEMPTY,
+    CALL_S_NONEMPTY,
+    CALL_L_SUM,
+    CALL_L_SIZE,
+    CALL_L_ISEMPTY,
+    CALL_L_NONEMPTY,
+    CALL_L_MAP,
+    CALL_L_FILTER,
+    CALL_L_MIN,
+    CALL_L_MAX,
+    CALL_L_HEAD,
+    CALL_L_CONTAINS,
+    CALL_L_MKSTRING,
+    CALL_O_GETORELSE,
+    CALL_O_ISDEFINED,
+    CALL_O_ISEMPTY,
+    CALL_O_GET,
+    CALL_MILLIS,
+    CALL_CONV
+} call_id;
+
+static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out);
+
+/* Types an inner lambda (EX_LAMBDA) whose parameter has type pt. */
+static int tc_lambda(const tc_ctx *c, const sp_expr *e, const sp_td *pt, expr_typed **out)
+{
+    *out = NULL;
+    if (!e || e->kind != EX_LAMBDA || e->n != 1)
+        return tc_err(c, e, "this argument must be a lambda");
+    if (e->index < c->nargs || e->index >= EXPR_MAX_ARGS)
+        return tc_err(c, e, "lambda parameter %d: nested too deeply", e->index + 1);
+    tc_ctx in = *c;
+    for (int i = c->nargs; i < e->index; i++)
+        in.arg[i] = NULL;
+    in.arg[e->index] = pt;
+    in.nargs = e->index + 1;
+    expr_typed *t = mem_calloc(c->a, 1, sizeof *t + sizeof(expr_typed *));
+    if (!t) return tc_oom(c);
+    t->e = e;
+    t->kids = (expr_typed **)(t + 1);
+    int rc = tc_node(&in, e->kids[0], &t->kids[0]);
+    if (!rc) {
+        t->n = 1;
+        t->td = td_copy(c->a, t->kids[0]->td);
+        rc = t->td ? SP_OK : tc_oom(c);
+    }
+    if (rc) {
+        expr_typed_free(c->a, t);
+        return rc;
+    }
+    *out = t;
+    return SP_OK;
+}
+
+static int tc_is(const sp_td *t, sp_type leaf)
+{
+    return t->kind == TD_LEAF && t->leaf == leaf;
+}
+
+static int tc_is_int(const sp_td *t)
+{
+    return t->kind == TD_LEAF && expr_is_int(t->leaf);
+}
+
+/* EX_CALL: types the receiver and arguments (lambdas with the receiver's element type), then
+ * the call; t->call receives its id. */
+static int tc_call(const tc_ctx *c, expr_typed *t)
+{
+    const sp_expr *e = t->e;
+    const char *m = e->s ? e->s : "";
+    char bx[128], by[128];
+    int rc = SP_OK;
+    /* Receiver (or every argument of a function) first; lambdas are typed below. */
+    for (int i = 0; i < e->n && !rc; i++) {
+        if (e->kids[i] && e->kids[i]->kind == EX_LAMBDA) continue;
+        rc = tc_node(c, e->kids[i], &t->kids[i]);
+    }
+    t->n = e->n;
+    if (rc) return rc;
+    if (!strcmp(m, "Some") || !strcmp(m, "None") || !strcmp(m, "Seq") || !strcmp(m, "List")) {
+        if (m[0] == 'S' && m[1] == 'o') {
+            if (e->n != 1) return tc_err(c, e, "Some takes 1 argument, got %d", e->n);
+            t->call = CALL_SOME;
+            sp_td *ch = td_copy(c->a, t->kids[0]->td);
+            t->td = ch ? td_option(c->a, ch) : NULL;
+            return t->td ? SP_OK : tc_oom(c);
+        }
+        if (m[0] == 'N') {
+            if (e->n != 0) return tc_err(c, e, "None takes no arguments");
+            t->call = CALL_NONE;
+            sp_td *ch = tc_nothing(c->a);
+            t->td = ch ? td_option(c->a, ch) : NULL;
+            return t->td ? SP_OK : tc_oom(c);
+        }
+        t->call = CALL_SEQ;
+        sp_td *el = tc_nothing(c->a);
+        if (!el) return tc_oom(c);
+        for (int i = 0; i < e->n; i++) {
+            sp_td *u;
+            rc = tc_unify(c, el, t->kids[i]->td, 1, &u);
+            if (rc == SP_ETYPE)
+                rc = tc_err(c, e->kids[i], "Seq elements have different types: %s and %s",
+                            tc_name(c, el, bx, sizeof bx),
+                            tc_name(c, t->kids[i]->td, by, sizeof by));
+            td_free(c->a, el);
+            if (rc) return rc;
+            el = u;
+        }
+        t->td = td_list(c->a, el);
+        return t->td ? SP_OK : tc_oom(c);
+    }
+    if (e->n < 1) return tc_err(c, e, "unknown function %s", m);
+    const sp_td *r = t->kids[0]->td;
+    int na = e->n - 1;
+    const sp_td *a1 = na >= 1 && t->kids[1] ? t->kids[1]->td : NULL;
+    const sp_td *a2 = na >= 2 && t->kids[2] ? t->kids[2]->td : NULL;
+    sp_type res = SP_TYPE_COUNT;
+    int want = 0, want_hi = -1;
+#define TC_ARGS(lo, hi)                                                                            \
+    do {                                                                                           \
+        want = (lo);                                                                               \
+        want_hi = (hi);                                                                            \
+    } while (0)
+    if (!strcmp(m, "toInt") || !strcmp(m, "toLong") || !strcmp(m, "toDouble") ||
+        !strcmp(m, "toFloat") || !strcmp(m, "toString")) {
+        sp_type to = m[2] == 'I'   ? SP_I32
+                     : m[2] == 'L' ? SP_I64
+                     : m[2] == 'D' ? SP_F64
+                     : m[2] == 'F' ? SP_F32
+                                   : SP_STR;
+        sp_type from;
+        if (!expr_is_leaf(r, &from) || (to != SP_STR && from == SP_BOOL))
+            return tc_err(c, e, "value of type %s has no method %s", tc_name(c, r, bx, sizeof bx),
+                          m);
+        TC_ARGS(0, 0);
+        t->call = CALL_CONV;
+        res = to;
+    } else if (tc_is(r, SP_STR)) {
+        static const struct {
+            const char *name;
+            call_id id;
+            int lo, hi;
+            sp_type res;
+        } sm[] = {{"length", CALL_S_LENGTH, 0, 0, SP_I64},
+                  {"size", CALL_S_LENGTH, 0, 0, SP_I64},
+                  {"contains", CALL_S_CONTAINS, 1, 1, SP_BOOL},
+                  {"startsWith", CALL_S_STARTS, 1, 1, SP_BOOL},
+                  {"endsWith", CALL_S_ENDS, 1, 1, SP_BOOL},
+                  {"split", CALL_S_SPLIT, 1, 1, SP_TYPE_COUNT},
+                  {"toLowerCase", CALL_S_LOWER, 0, 0, SP_STR},
+                  {"toUpperCase", CALL_S_UPPER, 0, 0, SP_STR},
+                  {"trim", CALL_S_TRIM, 0, 0, SP_STR},
+                  {"substring", CALL_S_SUBSTRING, 1, 2, SP_STR},
+                  {"isEmpty", CALL_S_ISEMPTY, 0, 0, SP_BOOL},
+                  {"nonEmpty", CALL_S_NONEMPTY, 0, 0, SP_BOOL}};
+        size_t k = 0;
+        while (k < sizeof sm / sizeof sm[0] && strcmp(sm[k].name, m))
+            k++;
+        if (k == sizeof sm / sizeof sm[0])
+            return tc_err(c, e, "value of type str has no method %s", m);
+        t->call = sm[k].id;
+        TC_ARGS(sm[k].lo, sm[k].hi);
+        res = sm[k].res;
+        if (na >= want && na <= want_hi) {
+            int ok = 1;
+            if (t->call == CALL_S_SUBSTRING)
+                ok = tc_is_int(a1) && (!a2 || tc_is_int(a2));
+            else if (na == 1)
+                ok = tc_is(a1, SP_STR);
+            if (!ok)
+                return tc_err(c, e, "%s: wrong argument type %s", m,
+                              tc_name(c, a2 && !tc_is_int(a2) ? a2 : a1, bx, sizeof bx));
+        }
+    } else if (r->kind == TD_LIST) {
+        const sp_td *el = r->child[0];
+        sp_type l;
+        int num = expr_is_leaf(el, &l) && expr_num_rank(l) >= 0;
+        if (!strcmp(m, "sum") || !strcmp(m, "min") || !strcmp(m, "max")) {
+            if (!num && !(m[0] == 'm' && expr_is_leaf(el, &l)))
+                return tc_err(c, e, "%s needs numbers, got %s", m, tc_name(c, r, bx, sizeof bx));
+            t->call = m[0] == 's' ? CALL_L_SUM : m[1] == 'i' ? CALL_L_MIN : CALL_L_MAX;
+            TC_ARGS(0, 0);
+            res = l == SP_TS && m[0] == 's' ? SP_I64 : l;
+        } else if (!strcmp(m, "size") || !strcmp(m, "length")) {
+            t->call = CALL_L_SIZE;
+            TC_ARGS(0, 0);
+            res = SP_I64;
+        } else if (!strcmp(m, "isEmpty") || !strcmp(m, "nonEmpty")) {
+            t->call = m[0] == 'i' ? CALL_L_ISEMPTY : CALL_L_NONEMPTY;
+            TC_ARGS(0, 0);
+            res = SP_BOOL;
+        } else if (!strcmp(m, "head")) {
+            t->call = CALL_L_HEAD;
+            TC_ARGS(0, 0);
+        } else if (!strcmp(m, "contains")) {
+            t->call = CALL_L_CONTAINS;
+            TC_ARGS(1, 1);
+            res = SP_BOOL;
+        } else if (!strcmp(m, "mkString")) {
+            t->call = CALL_L_MKSTRING;
+            TC_ARGS(0, 1);
+            res = SP_STR;
+        } else if (!strcmp(m, "map") || !strcmp(m, "filter")) {
+            t->call = m[0] == 'm' ? CALL_L_MAP : CALL_L_FILTER;
+            if (na != 1) return tc_err(c, e, "%s takes 1 argument, got %d", m, na);
+            if ((rc = tc_lambda(c, e->kids[1], el, &t->kids[1]))) return rc;
+            const sp_td *bt = t->kids[1]->td;
+            if (t->call == CALL_L_FILTER && !tc_is(bt, SP_BOOL))
+                return tc_err(c, e->kids[1], "filter needs a bool, got %s",
+                              tc_name(c, bt, bx, sizeof bx));
+            sp_td *ch = td_copy(c->a, t->call == CALL_L_MAP ? bt : el);
+            t->td = ch ? td_list(c->a, ch) : NULL;
+            return t->td ? SP_OK : tc_oom(c);
+        } else {
+            return tc_err(c, e, "value of type %s has no method %s", tc_name(c, r, bx, sizeof bx),
+                          m);
+        }
+    } else if (r->kind == TD_OPTION) {
+        if (!strcmp(m, "getOrElse")) {
+            t->call = CALL_O_GETORELSE;
+            if (na != 1) return tc_err(c, e, "getOrElse takes 1 argument, got %d", na);
+            rc = tc_unify(c, r->child[0], a1, 1, &t->td);
+            if (rc == SP_ETYPE)
+                return tc_err(c, e, "getOrElse: the default %s does not fit %s",
+                              tc_name(c, a1, bx, sizeof bx), tc_name(c, r, by, sizeof by));
+            return rc;
+        } else if (!strcmp(m, "isDefined") || !strcmp(m, "nonEmpty") || !strcmp(m, "isEmpty")) {
+            t->call = m[1] == 's' && m[2] == 'E' ? CALL_O_ISEMPTY : CALL_O_ISDEFINED;
+            TC_ARGS(0, 0);
+            res = SP_BOOL;
+        } else if (!strcmp(m, "get")) {
+            t->call = CALL_O_GET;
+            TC_ARGS(0, 0);
+        } else {
+            return tc_err(c, e, "value of type %s has no method %s", tc_name(c, r, bx, sizeof bx),
+                          m);
+        }
+    } else if (!strcmp(m, "milliseconds") && tc_is_int(r)) {
+        t->call = CALL_MILLIS;
+        TC_ARGS(0, 0);
+        res = SP_I64;
+    } else {
+        return tc_err(c, e, "value of type %s has no method %s", tc_name(c, r, bx, sizeof bx), m);
+    }
+#undef TC_ARGS
+    if (na < want || na > want_hi) {
+        if (want == want_hi)
+            return tc_err(c, e, "%s takes %d argument%s, got %d", m, want, want == 1 ? "" : "s",
+                          na);
+        return tc_err(c, e, "%s takes %d to %d arguments, got %d", m, want, want_hi, na);
+    }
+    if (t->call == CALL_L_CONTAINS) {
+        sp_td *u = NULL;
+        rc = tc_unify(c, r->child[0], a1, 1, &u);
+        td_free(c->a, u);
+        if (rc == SP_ETYPE)
+            return tc_err(c, e, "contains: %s cannot be in %s", tc_name(c, a1, bx, sizeof bx),
+                          tc_name(c, r, by, sizeof by));
+        if (rc) return rc;
+    }
+    if (t->call == CALL_L_MKSTRING && a1 && !tc_is(a1, SP_STR))
+        return tc_err(c, e, "mkString takes a str separator");
+    if (t->call == CALL_S_SPLIT) {
+        sp_td *ch = td_leaf(c->a, SP_STR);
+        t->td = ch ? td_list(c->a, ch) : NULL;
+    } else if (t->call == CALL_L_HEAD || t->call == CALL_O_GET) {
+        t->td = td_copy(c->a, r->child[0]);
+    } else {
+        t->td = td_leaf(c->a, res);
+    }
+    return t->td ? SP_OK : tc_oom(c);
+}
+
 static int tc_if(const tc_ctx *c, expr_typed *t)
 {
     const sp_expr *e = t->e;
@@ -324,11 +673,11 @@ static int tc_if(const tc_ctx *c, expr_typed *t)
     if (expr_is_leaf(x, &lx) && expr_is_leaf(y, &ly) && expr_num_rank(lx) >= 0 &&
         expr_num_rank(ly) >= 0)
         return tc_leaf(c, t, expr_promote(lx, ly));
-    if (!td_equal(x, y))
+    int rc = tc_unify(c, x, y, 0, &t->td);
+    if (rc == SP_ETYPE)
         return tc_err(c, e, "if branches have different types: %s and %s",
                       tc_name(c, x, bx, sizeof bx), tc_name(c, y, by, sizeof by));
-    t->td = td_copy(c->a, x);
-    return t->td ? SP_OK : tc_oom(c);
+    return rc;
 }
 
 static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
@@ -340,6 +689,16 @@ static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
     t->e = e;
     t->kids = (expr_typed **)(t + 1);
     int rc = SP_OK;
+    if (e->kind == EX_CALL) {
+        if ((rc = tc_call(c, t))) goto fail;
+        td_layout(t->td, 0);
+        *out = t;
+        return SP_OK;
+    }
+    if (e->kind == EX_LAMBDA) {
+        rc = tc_err(c, e, "a lambda is only allowed as the argument of map or filter");
+        goto fail;
+    }
     for (int i = 0; i < e->n && !rc; i++) {
         rc = tc_node(c, e->kids[i], &t->kids[i]);
         if (t->kids[i]) t->n = i + 1;
@@ -369,6 +728,9 @@ static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
     case EX_TUPLE:
         want = e->n >= 1 ? e->n : -2;
         break;
+    case EX_CALL:
+    case EX_LAMBDA:
+        break;
     }
     if (want != e->n) {
         rc = tc_err(c, e, "malformed expression node (kind %d with %d children)", (int)e->kind,
@@ -377,7 +739,7 @@ static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
     }
     switch (e->kind) {
     case EX_ARG:
-        if (e->index < 0 || e->index > 1 || !c->arg[e->index]) {
+        if (e->index < 0 || e->index >= c->nargs || !c->arg[e->index]) {
             rc = tc_err(c, e, "the lambda has no parameter %d", e->index + 1);
             break;
         }
@@ -457,6 +819,9 @@ static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
     case EX_CAST:
         rc = tc_cast(c, t);
         break;
+    case EX_CALL:
+    case EX_LAMBDA:
+        break;
     }
     if (rc) goto fail;
     td_layout(t->td, 0);
@@ -470,8 +835,24 @@ fail:
 int expr_compile(const sp_expr *e, const sp_allocator *a, const sp_td *arg0, const sp_td *arg1,
                  expr_typed **out, sp_diag *d)
 {
-    tc_ctx c = {a, {arg0, arg1}, d};
-    return tc_node(&c, e, out);
+    tc_ctx c = {a, {arg0, arg1}, arg1 ? 2 : 1, d};
+    int rc = tc_node(&c, e, out);
+    if (!rc) (*out)->nargs = c.nargs;
+    return rc;
+}
+
+int expr_compile_n(const sp_expr *e, const sp_allocator *a, int nargs, const sp_td *const *args,
+                   expr_typed **out, sp_diag *d)
+{
+    *out = NULL;
+    SP_CHECK(d, nargs >= 0 && nargs <= 4 && (args || nargs == 0), SP_EINVAL,
+             "expr_compile_n: bad parameters");
+    tc_ctx c = {a, {NULL}, nargs, d};
+    for (int i = 0; i < nargs; i++)
+        c.arg[i] = args[i];
+    int rc = tc_node(&c, e, out);
+    if (!rc) (*out)->nargs = nargs;
+    return rc;
 }
 
 int expr_typecheck(const sp_expr *e, const sp_allocator *a, const sp_td *arg0, const sp_td *arg1,
@@ -530,8 +911,10 @@ static expr_val ev_conv(const expr_val *x, sp_type t)
 
 typedef struct ev_ctx {
     const expr_val *args;
+    int nargs;
     expr_scratch *s;
     sp_diag *d;
+    const sp_expr *blame; /* the innermost positioned node of a runtime error */
 } ev_ctx;
 
 static int ev_oom(ev_ctx *c)
@@ -724,6 +1107,8 @@ static int ev_parse(ev_ctx *c, const expr_val *x, sp_type to, expr_val *r)
 
 static int ev_to_str(ev_ctx *c, const expr_val *x, expr_val *r)
 {
+    if (x->t >= SP_TYPE_COUNT)
+        return diag_set(c->d, SP_EUNSUPPORTED, "toString of a tuple, Option or Seq");
     if (x->t == SP_STR) {
         *r = *x;
         return SP_OK;
@@ -755,7 +1140,317 @@ static int ev_to_str(ev_ctx *c, const expr_val *x, expr_val *r)
     return p ? SP_OK : ev_oom(c);
 }
 
+static int ev_node(ev_ctx *c, const expr_typed *t, expr_val *out);
+
+/* A scratch copy of bytes as a string value (no dictionary id). */
+static int ev_str_make(ev_ctx *c, const char *p, size_t n, expr_val *out)
+{
+    char *q = expr_scratch_alloc(c->s, n + 1);
+    if (!q) return ev_oom(c);
+    if (n) memcpy(q, p, n);
+    q[n] = '\0';
+    *out = (expr_val){.t = SP_STR, .u.s = {q, n, UINT32_MAX}};
+    return SP_OK;
+}
+
+static int ev_has(const expr_val *s, const expr_val *x, int where)
+{
+    size_t n = s->u.s.len, k = x->u.s.len;
+    if (k > n) return 0;
+    if (where < 0) return k == 0 || memcmp(s->u.s.p, x->u.s.p, k) == 0;
+    if (where > 0) return k == 0 || memcmp(s->u.s.p + n - k, x->u.s.p, k) == 0;
+    if (k == 0) return 1;
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(s->u.s.p + i, x->u.s.p, k) == 0) return 1;
+    return 0;
+}
+
+/* Java's String.split(sep) with sep taken literally: trailing empty strings are dropped, a
+ * string without sep gives itself, "" as sep gives one-character strings. */
+static int ev_split(ev_ctx *c, const expr_val *x, const expr_val *sep, expr_val *out)
+{
+    const char *p = x->u.s.p, *q = sep->u.s.p;
+    size_t n = x->u.s.len, k = sep->u.s.len, cnt = 0;
+    expr_val *items;
+    if (k == 0) {
+        items = expr_scratch_alloc(c->s, (n ? n : 1) * sizeof *items);
+        if (!items) return ev_oom(c);
+        if (n == 0) {
+            items[0] = *x;
+            cnt = 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int rc = ev_str_make(c, p + i, 1, &items[cnt++]);
+            if (rc) return rc;
+        }
+        *out = (expr_val){.t = EV_LIST, .n = (int)cnt, .u.items = items};
+        return SP_OK;
+    }
+    size_t parts = 1;
+    for (size_t i = 0; i + k <= n;)
+        if (memcmp(p + i, q, k) == 0) {
+            parts++;
+            i += k;
+        } else {
+            i++;
+        }
+    items = expr_scratch_alloc(c->s, parts * sizeof *items);
+    if (!items) return ev_oom(c);
+    if (parts == 1) {
+        items[0] = *x;
+        *out = (expr_val){.t = EV_LIST, .n = 1, .u.items = items};
+        return SP_OK;
+    }
+    size_t b = 0;
+    for (size_t i = 0; i <= n;) {
+        if (i == n || (i + k <= n && memcmp(p + i, q, k) == 0)) {
+            items[cnt++] = (expr_val){.t = SP_STR, .u.s = {p + b, i - b, UINT32_MAX}};
+            if (i == n) break;
+            i += k;
+            b = i;
+        } else {
+            i++;
+        }
+    }
+    while (cnt > 0 && items[cnt - 1].u.s.len == 0)
+        cnt--;
+    *out = (expr_val){.t = EV_LIST, .n = (int)cnt, .u.items = items};
+    return SP_OK;
+}
+
+/* Numeric leaf v as type to (no-op for other types). */
+static expr_val ev_as(const expr_val *v, const sp_td *to)
+{
+    if (to->kind == TD_LEAF && expr_num_rank(to->leaf) >= 0 && v->t != to->leaf &&
+        v->t < SP_TYPE_COUNT && expr_num_rank(v->t) >= 0)
+        return ev_conv(v, to->leaf);
+    return *v;
+}
+
+/* Structural equality of two values of unifiable types (List.contains). */
+static int ev_equal(const expr_val *x, const expr_val *y)
+{
+    if (x->t >= SP_TYPE_COUNT || y->t >= SP_TYPE_COUNT) {
+        if (x->t != y->t || x->n != y->n) return 0;
+        for (int i = 0; i < x->n; i++)
+            if (!ev_equal(&x->u.items[i], &y->u.items[i])) return 0;
+        return 1;
+    }
+    if (x->t == SP_STR) return ev_str_cmp(x, y) == 0;
+    if (expr_num_rank(x->t) >= 0 && expr_num_rank(y->t) >= 0) {
+        sp_type ct = expr_promote(x->t, y->t);
+        expr_val a = ev_conv(x, ct), b = ev_conv(y, ct);
+        return (ct == SP_F32 || ct == SP_F64) ? a.u.f == b.u.f : a.u.i == b.u.i;
+    }
+    return x->u.i == y->u.i;
+}
+
+/* The elements of list v through inner lambda lt: map (keep = 0) or filter (keep = 1). */
+static int ev_list_lambda(ev_ctx *c, const expr_typed *lt, const expr_val *v, int keep,
+                          expr_val *out)
+{
+    int p = lt->e->index;
+    expr_val *args = expr_scratch_alloc(c->s, (size_t)(p + 1) * sizeof *args);
+    expr_val *items = expr_scratch_alloc(c->s, (size_t)(v->n ? v->n : 1) * sizeof *items);
+    if (!args || !items) return ev_oom(c);
+    memset(args, 0, (size_t)(p + 1) * sizeof *args);
+    for (int i = 0; i < c->nargs && i < p; i++)
+        args[i] = c->args[i];
+    ev_ctx in = {args, p + 1, c->s, c->d, NULL};
+    int cnt = 0;
+    for (int i = 0; i < v->n; i++) {
+        expr_val r;
+        args[p] = v->u.items[i];
+        int rc = ev_node(&in, lt->kids[0], &r);
+        if (rc) {
+            c->blame = in.blame;
+            return rc;
+        }
+        if (!keep)
+            items[cnt++] = r;
+        else if (r.u.i)
+            items[cnt++] = v->u.items[i];
+    }
+    *out = (expr_val){.t = EV_LIST, .n = cnt, .u.items = items};
+    return SP_OK;
+}
+
+static int ev_call(ev_ctx *c, const expr_typed *t, expr_val *out)
+{
+    const sp_expr *e = t->e;
+    expr_val v[3];
+    int rc;
+    for (int i = 0; i < e->n && i < 3; i++)
+        if (e->kids[i]->kind != EX_LAMBDA && (rc = ev_node(c, t->kids[i], &v[i]))) return rc;
+    const expr_val *x = &v[0];
+    switch ((call_id)t->call) {
+    case CALL_SOME: {
+        expr_val *it = expr_scratch_alloc(c->s, sizeof *it);
+        if (!it) return ev_oom(c);
+        *it = v[0];
+        *out = (expr_val){.t = EV_OPTION, .n = 1, .u.items = it};
+        return SP_OK;
+    }
+    case CALL_NONE:
+        *out = (expr_val){.t = EV_OPTION, .n = 0};
+        return SP_OK;
+    case CALL_SEQ: {
+        expr_val *items = expr_scratch_alloc(c->s, (size_t)(e->n ? e->n : 1) * sizeof *items);
+        if (!items) return ev_oom(c);
+        for (int i = 0; i < e->n; i++) {
+            if (i < 3)
+                items[i] = v[i];
+            else if ((rc = ev_node(c, t->kids[i], &items[i])))
+                return rc;
+            items[i] = ev_as(&items[i], t->td->child[0]);
+        }
+        *out = (expr_val){.t = EV_LIST, .n = e->n, .u.items = items};
+        return SP_OK;
+    }
+    case CALL_S_LENGTH:
+        *out = (expr_val){.t = SP_I64, .u.i = (int64_t)x->u.s.len};
+        return SP_OK;
+    case CALL_S_CONTAINS:
+    case CALL_S_STARTS:
+    case CALL_S_ENDS:
+        *out = (expr_val){.t = SP_BOOL,
+                          .u.i = ev_has(x, &v[1],
+                                        t->call == CALL_S_STARTS ? -1
+                                        : t->call == CALL_S_ENDS ? 1
+                                                                 : 0)};
+        return SP_OK;
+    case CALL_S_SPLIT:
+        return ev_split(c, x, &v[1], out);
+    case CALL_S_LOWER:
+    case CALL_S_UPPER: {
+        if ((rc = ev_str_make(c, x->u.s.p, x->u.s.len, out))) return rc;
+        char *q = (char *)out->u.s.p;
+        for (size_t i = 0; i < out->u.s.len; i++) {
+            if (t->call == CALL_S_LOWER && q[i] >= 'A' && q[i] <= 'Z') q[i] = (char)(q[i] + 32);
+            if (t->call == CALL_S_UPPER && q[i] >= 'a' && q[i] <= 'z') q[i] = (char)(q[i] - 32);
+        }
+        return SP_OK;
+    }
+    case CALL_S_TRIM: {
+        size_t b = 0, n = x->u.s.len;
+        while (b < n && (unsigned char)x->u.s.p[b] <= ' ')
+            b++;
+        while (n > b && (unsigned char)x->u.s.p[n - 1] <= ' ')
+            n--;
+        *out = (expr_val){.t = SP_STR, .u.s = {x->u.s.p + b, n - b, UINT32_MAX}};
+        return SP_OK;
+    }
+    case CALL_S_SUBSTRING: {
+        int64_t len = (int64_t)x->u.s.len, b = v[1].u.i, en = e->n > 2 ? v[2].u.i : len;
+        if (b < 0 || en > len || b > en)
+            return diag_set(c->d, SP_ERUNTIME,
+                            "substring(%lld, %lld) is out of range for a string of length %lld",
+                            (long long)b, (long long)en, (long long)len);
+        *out = (expr_val){.t = SP_STR, .u.s = {x->u.s.p + b, (size_t)(en - b), UINT32_MAX}};
+        return SP_OK;
+    }
+    case CALL_S_ISEMPTY:
+    case CALL_S_NONEMPTY:
+        *out = (expr_val){.t = SP_BOOL, .u.i = (x->u.s.len == 0) == (t->call == CALL_S_ISEMPTY)};
+        return SP_OK;
+    case CALL_L_SUM: {
+        sp_type rt = t->td->leaf;
+        expr_val acc = ev_conv(&(expr_val){.t = SP_I64, .u.i = 0}, rt);
+        for (int i = 0; i < x->n; i++) {
+            expr_val el = ev_conv(&x->u.items[i], rt);
+            if (rt == SP_F32 || rt == SP_F64)
+                acc.u.f = rt == SP_F32 ? (double)(float)(acc.u.f + el.u.f) : acc.u.f + el.u.f;
+            else
+                acc.u.i = ev_wrap(rt, (uint64_t)acc.u.i + (uint64_t)el.u.i);
+        }
+        *out = acc;
+        return SP_OK;
+    }
+    case CALL_L_SIZE:
+        *out = (expr_val){.t = SP_I64, .u.i = x->n};
+        return SP_OK;
+    case CALL_L_ISEMPTY:
+    case CALL_L_NONEMPTY:
+        *out = (expr_val){.t = SP_BOOL, .u.i = (x->n == 0) == (t->call == CALL_L_ISEMPTY)};
+        return SP_OK;
+    case CALL_L_MAP:
+    case CALL_L_FILTER:
+        return ev_list_lambda(c, t->kids[1], x, t->call == CALL_L_FILTER, out);
+    case CALL_L_MIN:
+    case CALL_L_MAX:
+    case CALL_L_HEAD:
+        if (x->n == 0) return diag_set(c->d, SP_ERUNTIME, "%s of an empty Seq", e->s);
+        *out = x->u.items[0];
+        for (int i = 1; i < x->n && t->call != CALL_L_HEAD; i++) {
+            const expr_val *y = &x->u.items[i];
+            int less;
+            if (y->t == SP_STR)
+                less = ev_str_cmp(y, out) < 0;
+            else if (y->t == SP_F32 || y->t == SP_F64)
+                less = y->u.f < out->u.f || isnan(y->u.f);
+            else
+                less = y->u.i < out->u.i;
+            int greater = y->t == SP_STR ? ev_str_cmp(y, out) > 0
+                          : (y->t == SP_F32 || y->t == SP_F64)
+                              ? (y->u.f > out->u.f || isnan(y->u.f))
+                              : y->u.i > out->u.i;
+            if (t->call == CALL_L_MIN ? less : greater) *out = *y;
+        }
+        return SP_OK;
+    case CALL_L_CONTAINS: {
+        int hit = 0;
+        for (int i = 0; i < x->n && !hit; i++)
+            hit = ev_equal(&x->u.items[i], &v[1]);
+        *out = (expr_val){.t = SP_BOOL, .u.i = hit};
+        return SP_OK;
+    }
+    case CALL_L_MKSTRING: {
+        strbuf sb;
+        sb_init(&sb, c->s->a);
+        for (int i = 0; i < x->n && !rc; i++) {
+            expr_val sv;
+            if (i && e->n > 1) sb_add(&sb, v[1].u.s.p, v[1].u.s.len);
+            if (!(rc = ev_to_str(c, &x->u.items[i], &sv))) sb_add(&sb, sv.u.s.p, sv.u.s.len);
+        }
+        if (!rc) rc = sb.oom ? ev_oom(c) : ev_str_make(c, sb.s ? sb.s : "", sb.len, out);
+        sb_free(&sb);
+        return rc;
+    }
+    case CALL_O_GETORELSE:
+        *out = ev_as(x->n ? &x->u.items[0] : &v[1], t->td);
+        return SP_OK;
+    case CALL_O_ISDEFINED:
+    case CALL_O_ISEMPTY:
+        *out = (expr_val){.t = SP_BOOL, .u.i = (x->n == 1) == (t->call == CALL_O_ISDEFINED)};
+        return SP_OK;
+    case CALL_O_GET:
+        if (!x->n) return diag_set(c->d, SP_ERUNTIME, "None.get");
+        *out = x->u.items[0];
+        return SP_OK;
+    case CALL_MILLIS:
+        *out = (expr_val){.t = SP_I64, .u.i = x->u.i};
+        return SP_OK;
+    case CALL_CONV: {
+        sp_type to = t->td->leaf;
+        if (to == SP_STR) return ev_to_str(c, x, out);
+        if (x->t == SP_STR) return ev_parse(c, x, to, out);
+        *out = ev_conv(x, to);
+        return SP_OK;
+    }
+    }
+    return diag_set(c->d, SP_EINVAL, "evaluation: unknown call %s", e->s ? e->s : "?");
+}
+
+static int ev_node1(ev_ctx *c, const expr_typed *t, expr_val *out);
+
 static int ev_node(ev_ctx *c, const expr_typed *t, expr_val *out)
+{
+    int rc = ev_node1(c, t, out);
+    if (rc == SP_ERUNTIME && !c->blame && t->e->line > 0) c->blame = t->e;
+    return rc;
+}
+
+static int ev_node1(ev_ctx *c, const expr_typed *t, expr_val *out)
 {
     const sp_expr *e = t->e;
     expr_val x, y;
@@ -802,6 +1497,11 @@ static int ev_node(ev_ctx *c, const expr_typed *t, expr_val *out)
             return SP_OK;
         }
         if ((rc = ev_node(c, t->kids[1], &y))) return rc;
+        if (e->op == SP_OP_ADD && t->td->leaf == SP_STR && (x.t != SP_STR || y.t != SP_STR)) {
+            expr_val xs, ys;
+            if ((rc = ev_to_str(c, &x, &xs)) || (rc = ev_to_str(c, &y, &ys))) return rc;
+            return ev_binop(c, t, &xs, &ys, out);
+        }
         return ev_binop(c, t, &x, &y, out);
     case EX_UNOP:
         if ((rc = ev_node(c, t->kids[0], &x))) return rc;
@@ -831,14 +1531,21 @@ static int ev_node(ev_ctx *c, const expr_typed *t, expr_val *out)
         }
         *out = ev_conv(&x, e->to);
         return SP_OK;
+    case EX_CALL:
+        return ev_call(c, t, out);
+    case EX_LAMBDA:
+        break;
     }
     return diag_set(c->d, SP_EINVAL, "evaluation: unknown node kind %d", (int)e->kind);
 }
 
 int expr_eval(const expr_typed *t, const expr_val *args, expr_scratch *s, expr_val *out, sp_diag *d)
 {
-    ev_ctx c = {args, s, d};
-    return ev_node(&c, t, out);
+    ev_ctx c = {args, t->nargs, s, d, NULL};
+    int rc = ev_node(&c, t, out);
+    if (rc == SP_ERUNTIME && d && c.blame && strncmp(d->msg, "at ", 3))
+        diag_prefix(d, "%d:%d", c.blame->line, c.blame->col);
+    return rc;
 }
 
 static int ev_load(const sp_batch *b, const sp_td *td, int *col, size_t row, expr_scratch *s,
@@ -854,7 +1561,30 @@ static int ev_load(const sp_batch *b, const sp_td *td, int *col, size_t row, exp
         *out = (expr_val){.t = SP_TYPE_COUNT, .n = td->n, .u.items = items};
         return SP_OK;
     }
-    if (td->kind != TD_LEAF) return SP_EUNSUPPORTED;
+    if (td->kind == TD_OPTION) {
+        int some = col_get_i64(&b->cols[(*col)++], row) != 0;
+        int inner = *col;
+        *col += td->child[0]->ncols;
+        expr_val *it = some ? expr_scratch_alloc(s, sizeof *it) : NULL;
+        if (some && !it) return SP_ENOMEM;
+        *out = (expr_val){.t = EV_OPTION, .n = some, .u.items = it};
+        return some ? ev_load(b, td->child[0], &inner, row, s, it) : SP_OK;
+    }
+    if (td->kind == TD_LIST) {
+        const sp_col *oc = &b->cols[(*col)++];
+        size_t lo = (size_t)col_get_i64(oc, row), hi = (size_t)col_get_i64(oc, row + 1);
+        int inner = *col;
+        *col += td->child[0]->ncols;
+        expr_val *items = expr_scratch_alloc(s, (hi - lo ? hi - lo : 1) * sizeof *items);
+        if (!items) return SP_ENOMEM;
+        for (size_t k = lo; k < hi; k++) {
+            int c2 = inner;
+            int rc = ev_load(b, td->child[0], &c2, k, s, &items[k - lo]);
+            if (rc) return rc;
+        }
+        *out = (expr_val){.t = EV_LIST, .n = (int)(hi - lo), .u.items = items};
+        return SP_OK;
+    }
     const sp_col *c = &b->cols[(*col)++];
     *out = (expr_val){.t = td->leaf};
     switch (td->leaf) {
@@ -882,6 +1612,7 @@ int expr_val_load(const sp_batch *b, const sp_td *td, int first, size_t row, exp
 
 int expr_val_push(const expr_val *v, sp_col *cols, sp_dict *dict)
 {
+    if (v->t == EV_OPTION || v->t == EV_LIST) return SP_EUNSUPPORTED;
     if (v->t == SP_TYPE_COUNT) {
         int k = 0;
         for (int i = 0; i < v->n; i++) {
@@ -915,6 +1646,7 @@ int expr_val_push(const expr_val *v, sp_col *cols, sp_dict *dict)
 
 int expr_val_emit(const expr_val *v, sp_emitter *em)
 {
+    if (v->t == EV_OPTION || v->t == EV_LIST) return SP_EUNSUPPORTED;
     if (v->t == SP_TYPE_COUNT) {
         for (int i = 0; i < v->n; i++) {
             int rc = expr_val_emit(&v->u.items[i], em);
@@ -989,7 +1721,8 @@ int expr_match_monoid(const sp_expr *f)
 static int fold_copy(const expr_val *v, expr_scratch *s, expr_val *out)
 {
     *out = *v;
-    if (v->t == SP_TYPE_COUNT) {
+    if (v->t >= SP_TYPE_COUNT) {
+        if (v->n == 0) return SP_OK;
         expr_val *items = expr_scratch_alloc(s, (size_t)v->n * sizeof *items);
         if (!items) return SP_ENOMEM;
         for (int i = 0; i < v->n; i++)
@@ -1018,7 +1751,7 @@ int expr_fold(const sp_expr *f, const sp_allocator *a, const sp_batch *in, const
         sb_init(&y, a);
         td_format(t->td, &x);
         td_format(vtd, &y);
-        tc_ctx c = {a, {vtd, vtd}, d};
+        tc_ctx c = {a, {vtd, vtd}, 2, d};
         rc = tc_err(&c, f, "the reduce function returns %s, the values are %s", x.len ? x.s : "?",
                     y.len ? y.s : "?");
         sb_free(&x);

@@ -10,22 +10,38 @@
 #include "batch/batch_int.h"
 
 typedef enum expr_kind {
-    EX_ARG, EX_I64, EX_F64, EX_BOOL, EX_STR, EX_FIELD, EX_TUPLE, EX_BINOP, EX_UNOP, EX_IF,
-    EX_CAST
+    EX_ARG,
+    EX_I64,
+    EX_F64,
+    EX_BOOL,
+    EX_STR,
+    EX_FIELD,
+    EX_TUPLE,
+    EX_BINOP,
+    EX_UNOP,
+    EX_IF,
+    EX_CAST,
+    EX_CALL,  /* s: a Scala method or function name; kids: receiver (methods) then arguments */
+    EX_LAMBDA /* index: the parameter it binds; kids[0]: the body (only as a map/filter arg) */
 } expr_kind;
+
+/** Most parameters one lambda body may see: the lambda's own (up to 4, the time-aware
+ *  updateStateByKey form) plus one per nested inner lambda (Seq.map(x => ...)). */
+enum { EXPR_MAX_ARGS = 8 };
 
 struct sp_expr {
     expr_kind kind;
-    sp_op op;          /* EX_BINOP / EX_UNOP */
-    int index;         /* EX_ARG: parameter; EX_FIELD: tuple index (0 = _1) */
-    int64_t i;         /* EX_I64, EX_BOOL */
-    double f;          /* EX_F64 */
-    char *s;           /* EX_STR (NUL-terminated) */
+    sp_op op;  /* EX_BINOP / EX_UNOP */
+    int index; /* EX_ARG: parameter; EX_FIELD: tuple index (0 = _1) */
+    int64_t i; /* EX_I64, EX_BOOL */
+    double f;  /* EX_F64 */
+    char *s;   /* EX_STR (NUL-terminated) */
     size_t slen;
-    sp_type to;        /* EX_CAST */
-    int n;             /* children */
+    sp_type to; /* EX_CAST */
+    int n;      /* children */
     struct sp_expr **kids;
-    int line, col;     /* source position when made from a script (0: none) */
+    int line, col;          /* source position when made from a script (0: none) */
+    struct expr_pool *pool; /* where the node was allocated (set by expr_make) */
 };
 
 typedef struct expr_pool expr_pool;
@@ -37,8 +53,20 @@ sp_expr *expr_make_str(expr_pool *p, const char *s, size_t len);
 
 /** Type of e given the parameter types (arg1 NULL for one-parameter lambdas). *out is a new
  *  td (td_free it). Errors: SP_ETYPE "col L:C: message" when positions are known. */
-int expr_typecheck(const sp_expr *e, const sp_allocator *a, const sp_td *arg0,
-                   const sp_td *arg1, sp_td **out, sp_diag *d);
+int expr_typecheck(const sp_expr *e, const sp_allocator *a, const sp_td *arg0, const sp_td *arg1,
+                   sp_td **out, sp_diag *d);
+
+/** The calls EX_CALL knows (for the script compiler's messages):
+ *   functions  Some(x)  None  Seq(a, ...)
+ *   str        length contains(s) startsWith(s) endsWith(s) split(sep) toLowerCase
+ *              toUpperCase trim substring(b[, e]) isEmpty nonEmpty
+ *   List[T]    sum size length isEmpty nonEmpty map(lambda) filter(lambda) min max head
+ *              contains(x) mkString(sep)
+ *   Option[T]  getOrElse(d) isDefined isEmpty nonEmpty get
+ *   ts         milliseconds
+ *  Type of an empty Seq() or of None: List/Option of the "nothing" type, shown as "()"; it
+ *  unifies with any element type (if branches, getOrElse). */
+int expr_is_nothing(const sp_td *t);
 
 /** SP_AGG_SUM / SP_AGG_MIN / SP_AGG_MAX when f is (a,b) => a+b, b+a, min(a,b) (as
  *  if (a<b) a else b, SP_OP_MIN ...), max likewise, over one numeric value; else -1. */
@@ -65,12 +93,17 @@ typedef struct expr_typed {
     sp_td *td;
     int n;
     struct expr_typed **kids;
+    int nargs; /* the root's lambda parameters (expr_eval reads args[0..nargs)) */
+    int call;  /* EX_CALL: which call (expr.c's call_id) */
 } expr_typed;
 
 /** Type-checks e as expr_typecheck does and keeps the typed tree (free with
  *  expr_typed_free). */
 int expr_compile(const sp_expr *e, const sp_allocator *a, const sp_td *arg0, const sp_td *arg1,
                  expr_typed **out, sp_diag *d);
+/** The same for a lambda of nargs (<= 4) parameters of types args[0..nargs). */
+int expr_compile_n(const sp_expr *e, const sp_allocator *a, int nargs, const sp_td *const *args,
+                   expr_typed **out, sp_diag *d);
 void expr_typed_free(const sp_allocator *a, expr_typed *t);
 
 /** Bump memory for per-row temporaries (strings, tuples); reset drops everything at once and
@@ -84,7 +117,13 @@ void *expr_scratch_alloc(expr_scratch *s, size_t n);
 void expr_scratch_reset(expr_scratch *s);
 void expr_scratch_free(expr_scratch *s);
 
-/** A value on the host: a leaf (t < SP_TYPE_COUNT) or a tuple (t == SP_TYPE_COUNT, n items).
+/** Non-leaf value kinds in expr_val.t. */
+#define EV_TUPLE ((sp_type)SP_TYPE_COUNT)
+#define EV_OPTION ((sp_type)(SP_TYPE_COUNT + 1))
+#define EV_LIST ((sp_type)(SP_TYPE_COUNT + 2))
+
+/** A value on the host: a leaf (t < SP_TYPE_COUNT), a tuple (t == EV_TUPLE, n items), an
+ *  option (EV_OPTION, n 0 for None or 1 for Some, items[0]) or a list (EV_LIST, n items).
  *  Integers (i32 i64 ts bool) in i, floats (f32 f64) in f, strings as bytes plus their
  *  dictionary id when known (UINT32_MAX otherwise). Strings and items point into a
  *  dictionary, a node or an expr_scratch; values are never mutated once made. */
@@ -107,14 +146,15 @@ typedef struct expr_val {
  *  (integer division by zero, a string that is not a number) → SP_ERUNTIME. */
 int expr_eval(const expr_typed *t, const expr_val *args, expr_scratch *s, expr_val *out,
               sp_diag *d);
-/** Row `row` of b as a value of type td (flat: leaves and tuples), reading leaf j from column
- *  first + j. SP_EUNSUPPORTED for options and lists; SP_ENOMEM. */
+/** Row `row` of b as a value of type td, reading leaf j from column first + j; options and
+ *  lists follow batch_int.h's flattening. SP_ENOMEM. */
 int expr_val_load(const sp_batch *b, const sp_td *td, int first, size_t row, expr_scratch *s,
                   expr_val *out);
 /** Appends v's leaves to cols[0], cols[1], ... (strings interned in dict for ENC_DICT
  *  columns); returns the number of columns written, or SP_ENOMEM. */
 int expr_val_push(const expr_val *v, sp_col *cols, sp_dict *dict);
-/** Appends v's leaves through an emitter (no sp_emit_end). */
+/** Appends v's leaves through an emitter (no sp_emit_end); SP_EUNSUPPORTED for options and
+ *  lists. */
 int expr_val_emit(const expr_val *v, sp_emitter *em);
 
 #endif

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Job scripts (spate run / explain): every tests/golden/NAME.spate runs on its queue files and
+# its stdout must equal NAME.out; NAME.err, when present, is the expected stderr (an error
+# with file:line:col, the line and a caret). err_* scripts fail: 1 for runtime errors
+# (err_runtime, err_parse), 2 for script errors. skip.spate runs with --on-error skip and its
+# rejects must equal skip.rejects.
+set -uo pipefail
+spate=$1
+src=${SPATE_SOURCE_DIR:?}
+gold=$src/tests/golden
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+n=0
+for job in "$gold"/*.spate; do
+  name=$(basename "$job" .spate)
+  want=0
+  case $name in
+    err_runtime|err_parse) want=1 ;;
+    err_*) want=2 ;;
+  esac
+  extra=()
+  [ "$name" = skip ] && extra=(--on-error skip --rejects "$tmp/rejects")
+  # Messages name the script as given on the command line: run from the golden directory.
+  (cd "$gold" && "$spate" run "$name.spate" "${extra[@]}") > "$tmp/out" 2> "$tmp/err"
+  rc=$?
+  [ $rc -eq $want ] || fail "$name: exit $rc, expected $want: $(head -5 "$tmp/err")"
+  diff -u "$gold/$name.out" "$tmp/out" > "$tmp/diff" || fail "$name: stdout differs: $(head -40 "$tmp/diff")"
+  if [ -f "$gold/$name.err" ]; then
+    diff -u "$gold/$name.err" "$tmp/err" > "$tmp/diff" || fail "$name: stderr differs: $(cat "$tmp/diff")"
+  elif [ $want -eq 0 ]; then
+    [ ! -s "$tmp/err" ] || fail "$name: unexpected stderr: $(head -5 "$tmp/err")"
+  fi
+  if [ "$name" = skip ]; then
+    diff -u "$gold/skip.rejects" "$tmp/rejects" > "$tmp/diff" || fail "skip: rejects differ: $(cat "$tmp/diff")"
+  fi
+  n=$((n + 1))
+done
+[ $n -ge 10 ] || fail "only $n golden scripts found"
+
+# -e TEXT runs inline text; its messages are named -e
+"$spate" run -e 'queueStream("'"$gold"'/kv.jsonl").count().print()' --batches 1 > "$tmp/e" 2>&1 \
+  || fail "run -e: $(cat "$tmp/e")"
+grep -qx 3 "$tmp/e" || fail "run -e should count 3: $(cat "$tmp/e")"
+"$spate" run -e 'val x = nope' > /dev/null 2> "$tmp/e2"; rc=$?
+[ $rc -eq 2 ] || fail "run -e with an unknown name should exit 2, got $rc"
+grep -q '^-e:1:9: unknown name nope$' "$tmp/e2" || fail "run -e error: $(cat "$tmp/e2")"
+
+# explain: the script's own view, then the engine's plan with stages and generated source
+(cd "$gold" && "$spate" explain lambdas.spate) > "$tmp/x" 2>&1 || fail "explain: $(cat "$tmp/x")"
+grep -q "line 3: map -> (str,i64,bool,i64)" "$tmp/x" || fail "explain lacks the script view: $(head "$tmp/x")"
+grep -q "__kernel" "$tmp/x" || fail "explain lacks the generated OpenCL source"
+grep -q "device" "$tmp/x" || fail "explain should say where stages run"
+
+# usage errors
+"$spate" run > /dev/null 2>&1; [ $? -eq 2 ] || fail "run without a job should exit 2"
+"$spate" run "$tmp/missing.spate" > /dev/null 2>&1; [ $? -eq 2 ] || fail "a missing job should exit 2"
+"$spate" run x.spate --on-error maybe > /dev/null 2>&1; [ $? -eq 2 ] || fail "bad --on-error should exit 2"
+echo "ok ($n golden scripts)"
