@@ -348,7 +348,8 @@ sp_stream *sp_stream_top_k(sp_stream *s, int k);
 
 /** report(path): one self-contained HTML file (no network fetches) with a chart of this
  *  stream's values over time (or a table for keyed top-k outputs), rewritten atomically after
- *  every batch; several streams reporting to the same path share one file, one section each,
+ *  every batch (at most about a tenth of the run's time goes to rewrites while batches come
+ *  faster; the page at the end holds every batch); several streams reporting to the same path share one file, one section each,
  *  in declaration order. */
 int sp_stream_report(sp_stream *s, const char *path, const char *title);
 
