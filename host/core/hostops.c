@@ -94,6 +94,13 @@ static int list_of(sp_batch *dst, const sp_td *dn, const sp_batch *src, const sp
     return push_offset(off, last_offset(off) + (int64_t)n);
 }
 
+/** Rows were added by bumping b->n directly: one partition covering them all. */
+static int rows_done(sp_batch *b)
+{
+    size_t start[2] = {0, b->n};
+    return batch_set_parts(b, 1, start, NULL);
+}
+
 static int oom(sp_diag *d, const sp_stream *s)
 {
     return diag_set(d, SP_ENOMEM, "out of memory in stream %d (%s)", s->id, s->type_str);
@@ -262,6 +269,7 @@ int hostop_reduce(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d)
         rc = kreduce_all(s->ctx->dev, in->cols[0].data, t->leaf, in->n, (sp_agg)s->monoid, &acc, d);
         if (!rc && push_cast(&(*out)->cols[0], t->leaf, at, &acc)) rc = oom(d, s);
         if (!rc) (*out)->n = 1;
+        if (!rc && rows_done(*out)) rc = oom(d, s);
     } else {
         size_t *rows = iota(&s->ctx->alloc, in->n);
         sp_emitter em;
@@ -393,6 +401,7 @@ static int convert_values(sp_stream *s, sp_batch *tmp, sp_batch **out, sp_diag *
         if (push_cast(&(*out)->cols[nk], vt, at, &acc)) rc = oom(d, s);
     }
     (*out)->n = tmp->n;
+    if (!rc && rows_done(*out)) rc = oom(d, s);
     if (rc) {
         batch_release(*out);
         *out = NULL;
@@ -449,6 +458,7 @@ int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_di
             rc = oom(d, s);
     }
     groups_free(&ctx->alloc, &g);
+    if (!rc && rows_done(*out)) rc = oom(d, s);
     if (rc && *out) {
         batch_release(*out);
         *out = NULL;
@@ -478,6 +488,7 @@ int hostop_group_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_dia
             (*out)->n++;
     }
     groups_free(&ctx->alloc, &g);
+    if (!rc && rows_done(*out)) rc = oom(d, s);
     if (rc && *out) {
         batch_release(*out);
         *out = NULL;
@@ -567,6 +578,7 @@ int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **o
 #undef GID
     groups_free(al, &ga);
     groups_free(al, &gb);
+    if (!rc && rows_done(*out)) rc = oom(d, s);
     if (rc && *out) {
         batch_release(*out);
         *out = NULL;

@@ -26,22 +26,22 @@ extern "C" {
 /** @name Errors */
 
 /** X(name, value, message): the one list of Spate's errors. */
-#define SP_ERRNO_MAP(X)                                                                      \
-    X(OK, 0, "success")                                                                      \
-    X(EINVAL, -1, "invalid argument")                                                        \
-    X(ENOMEM, -2, "out of memory")                                                           \
-    X(EIO, -3, "input/output error")                                                         \
-    X(ENOENT, -4, "no such file or directory")                                               \
-    X(EPARSE, -5, "malformed input")                                                         \
-    X(ECL, -6, "OpenCL error")                                                               \
-    X(EBUILD, -7, "kernel build failed")                                                     \
-    X(ENODEV, -8, "no OpenCL device")                                                        \
-    X(EDEVMEM, -9, "device out of memory")                                                   \
-    X(ECONN, -10, "connection failed")                                                       \
-    X(ETYPE, -11, "type error")                                                              \
-    X(ERUNTIME, -12, "runtime error")                                                        \
-    X(EUNSUPPORTED, -13, "not supported")                                                    \
-    X(ECALLBACK, -14, "user callback failed")                                                \
+#define SP_ERRNO_MAP(X)                                                                            \
+    X(OK, 0, "success")                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(EIO, -3, "input/output error")                                                               \
+    X(ENOENT, -4, "no such file or directory")                                                     \
+    X(EPARSE, -5, "malformed input")                                                               \
+    X(ECL, -6, "OpenCL error")                                                                     \
+    X(EBUILD, -7, "kernel build failed")                                                           \
+    X(ENODEV, -8, "no OpenCL device")                                                              \
+    X(EDEVMEM, -9, "device out of memory")                                                         \
+    X(ECONN, -10, "connection failed")                                                             \
+    X(ETYPE, -11, "type error")                                                                    \
+    X(ERUNTIME, -12, "runtime error")                                                              \
+    X(EUNSUPPORTED, -13, "not supported")                                                          \
+    X(ECALLBACK, -14, "user callback failed")                                                      \
     X(ESTATE, -15, "operation not allowed in this state")
 
 typedef enum sp_status {
@@ -111,10 +111,10 @@ typedef struct sp_config {
                                     output instead of failing the job (--on-error skip) */
     const char *rejects_path;  /**< rejected input lines / rows, one per line, or NULL */
     const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
-    const char *topology_xml;  /**< hwloc XML topology file (tests), or NULL */
-    FILE *out;                 /**< print() destination (default stdout) */
-    FILE *log;                 /**< diagnostics and progress (default stderr) */
-    sp_alloc_fn alloc;         /**< allocator hook, or NULL for malloc */
+    const char *topology_xml;       /**< hwloc XML topology file (tests), or NULL */
+    FILE *out;                      /**< print() destination (default stdout) */
+    FILE *log;                      /**< diagnostics and progress (default stderr) */
+    sp_alloc_fn alloc;              /**< allocator hook, or NULL for malloc */
     void *alloc_ud;
 } sp_config;
 
@@ -153,10 +153,23 @@ void sp_context_free(sp_context *ctx);
  *  to the context. A NULL argument yields NULL (errors propagate to the consumer). */
 
 typedef enum sp_op {
-    SP_OP_ADD, SP_OP_SUB, SP_OP_MUL, SP_OP_DIV, SP_OP_MOD,
-    SP_OP_EQ, SP_OP_NE, SP_OP_LT, SP_OP_LE, SP_OP_GT, SP_OP_GE,
-    SP_OP_AND, SP_OP_OR, SP_OP_NOT, SP_OP_NEG,
-    SP_OP_MIN, SP_OP_MAX
+    SP_OP_ADD,
+    SP_OP_SUB,
+    SP_OP_MUL,
+    SP_OP_DIV,
+    SP_OP_MOD,
+    SP_OP_EQ,
+    SP_OP_NE,
+    SP_OP_LT,
+    SP_OP_LE,
+    SP_OP_GT,
+    SP_OP_GE,
+    SP_OP_AND,
+    SP_OP_OR,
+    SP_OP_NOT,
+    SP_OP_NEG,
+    SP_OP_MIN,
+    SP_OP_MAX
 } sp_op;
 
 sp_expr *sp_expr_arg(sp_context *ctx, int index);
@@ -206,13 +219,13 @@ sp_stream *sp_socket_text_stream(sp_context *ctx, const char *host, int port);
 sp_stream *sp_stdin_stream(sp_context *ctx);
 
 typedef struct sp_generator_opts {
-    uint64_t seed;        /**< fixed seed: same records every run */
-    uint64_t keys;        /**< key domain: keys are 0..keys-1 (i64), or "k<N>" strings */
-    int string_keys;      /**< 1: keys are strings "k0".."k<keys-1>" */
-    int64_t value_max;    /**< values uniform in [0, value_max) */
-    uint64_t per_batch;   /**< records per batch (flat out) */
-    double rate;          /**< records per second on the system clock; 0: flat out */
-    uint64_t total;       /**< total records, 0: unbounded */
+    uint64_t seed;      /**< fixed seed: same records every run */
+    uint64_t keys;      /**< key domain: keys are 0..keys-1 (i64), or "k<N>" strings */
+    int string_keys;    /**< 1: keys are strings "k0".."k<keys-1>" */
+    int64_t value_max;  /**< values uniform in [0, value_max) */
+    uint64_t per_batch; /**< records per batch (flat out) */
+    double rate;        /**< records per second on the system clock; 0: flat out */
+    uint64_t total;     /**< total records, 0: unbounded */
 } sp_generator_opts;
 /** Synthetic keyed records (key, value) of type (i64,i64) or (str,i64). */
 sp_stream *sp_generator(sp_context *ctx, const sp_generator_opts *opts);
@@ -222,8 +235,8 @@ sp_stream *sp_generator(sp_context *ctx, const sp_generator_opts *opts);
  *  Columns are numbered in the flattened order of the type's leaves: "(str,(i64,f64))" has
  *  columns 0:str 1:i64 2:f64. */
 
-int64_t sp_row_i64(const sp_row *row, int col);   /**< i32, i64, ts, bool columns */
-double sp_row_f64(const sp_row *row, int col);    /**< f32, f64 columns (ints converted) */
+int64_t sp_row_i64(const sp_row *row, int col); /**< i32, i64, ts, bool columns */
+double sp_row_f64(const sp_row *row, int col);  /**< f32, f64 columns (ints converted) */
 const char *sp_row_str(const sp_row *row, int col, size_t *len); /**< not NUL-terminated */
 
 /** Appends one value to the current output row, in column order; then sp_emit_end(). */
@@ -290,15 +303,13 @@ sp_stream *sp_stream_reduce_by_window(sp_stream *s, sp_expr *f, sp_expr *inv, in
 /** reduceByKeyAndWindow(f[, inv[, filter]]): with inv, Spark's incremental path, which keeps
  *  keys whose value returned to zero unless `filter` ((k, v) => bool) drops them. */
 sp_stream *sp_stream_reduce_by_key_and_window(sp_stream *s, sp_expr *f, sp_expr *inv,
-                                              int64_t window_ms, int64_t slide_ms,
-                                              sp_expr *filter);
+                                              int64_t window_ms, int64_t slide_ms, sp_expr *filter);
 /** The same with a built-in aggregate (SUM, COUNT and AVG are invertible; MIN, MAX use
  *  two-stacks). */
 sp_stream *sp_stream_reduce_by_key_and_window_agg(sp_stream *s, sp_agg agg, int64_t window_ms,
                                                   int64_t slide_ms);
 /** countByValueAndWindow: (value, count), zero counts dropped. */
-sp_stream *sp_stream_count_by_value_and_window(sp_stream *s, int64_t window_ms,
-                                               int64_t slide_ms);
+sp_stream *sp_stream_count_by_value_and_window(sp_stream *s, int64_t window_ms, int64_t slide_ms);
 sp_stream *sp_stream_group_by_key_and_window(sp_stream *s, int64_t window_ms, int64_t slide_ms);
 
 /** updateStateByKey with a C update function: called for every key in the previous state or
@@ -349,8 +360,8 @@ sp_stream *sp_stream_top_k(sp_stream *s, int k);
 /** report(path): one self-contained HTML file (no network fetches) with a chart of this
  *  stream's values over time (or a table for keyed top-k outputs), rewritten atomically after
  *  every batch (at most about a tenth of the run's time goes to rewrites while batches come
- *  faster; the page at the end holds every batch); several streams reporting to the same path share one file, one section each,
- *  in declaration order. */
+ *  faster; the page at the end holds every batch); several streams reporting to the same path share
+ * one file, one section each, in declaration order. */
 int sp_stream_report(sp_stream *s, const char *path, const char *title);
 
 /** The stream's element type as a string, e.g. "(str,i64)". Belongs to the stream. */

@@ -7,7 +7,7 @@
  * Compaction: K counts every key the stream has seen, so when K > 4n the batch's ids are first
  * renumbered to a compact range in increasing global-id order (a host hash, then a sort of
  * the distinct ids): the dense arrays are then O(n), not O(dictionary), and rows still come
- * out in global id order. Cost O(n + m log m) for m distinct keys.
+ * out in order of first appearance. Cost O(n + m log m) for m distinct keys.
  * Temporary arrays come from the batch arena (page aligned: the device wraps them
  * zero-copy). */
 #include "ops/kreduce_int.h"
@@ -249,22 +249,27 @@ int keyed_aggregate(sp_dev *dev, batch_env *env, keymap *km, const sp_batch *in,
     const void *vals = agg == SP_AGG_COUNT ? NULL : in->cols[vcol].data;
     if ((rc = kreduce_dense_scratch(dev, ar, keys, vals, vt, n, K, agg, acc, cnt, d))) goto out;
 
-    /* ---- emit one row per present key, in id order */
+    /* ---- emit one row per present key, in order of first appearance in the batch: the
+     * output order then depends only on the input, not on which executor interned a string
+     * first. cnt[k] is negated once k is emitted (counts are > 0). O(n). */
     sp_col *kcols[KD_MAX_KEYS];
     for (int c = 0; c < nkey; c++)
         kcols[c] = &ob->cols[c];
     sp_col *vc = &ob->cols[nkey];
     int accf = kagg_acc_type(agg, vt) == SP_F64;
     size_t rows = 0;
-    for (uint32_t k = 0; k < K; k++) {
-        if (!cnt[k]) continue;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = keys[i];
+        if (cnt[k] <= 0) continue;
+        int64_t c = cnt[k];
+        cnt[k] = -c;
         uint32_t gid = glob ? glob[k] : k;
         rc = single ? col_push_id(kcols[0], gid) : keymap_push_key(km, gid, kcols);
         if (!rc) {
             if (agg == SP_AGG_COUNT)
-                rc = kd_push(vc, 0, cnt[k], 0);
+                rc = kd_push(vc, 0, c, 0);
             else if (agg == SP_AGG_AVG)
-                rc = kd_push(vc, 1, 0, ((const double *)acc)[k] / (double)cnt[k]);
+                rc = kd_push(vc, 1, 0, ((const double *)acc)[k] / (double)c);
             else if (accf)
                 rc = kd_push(vc, 1, 0, ((const double *)acc)[k]);
             else
