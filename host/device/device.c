@@ -812,7 +812,7 @@ static int dev_build_failed(sp_dev *dev, const char *name, const char *src, size
     char first[300], stem[80];
     dev_first_error(log, first, sizeof first);
     size_t i = 0;
-    for (; name[i] && i < 48; i++)
+    for (; i < 48 && name[i]; i++)
         stem[i] = (isalnum((unsigned char)name[i]) || strchr("._-", name[i])) ? name[i] : '_';
     snprintf(stem + i, sizeof stem - i, "-%08x", (unsigned)XXH3_64bits(src, len));
 
