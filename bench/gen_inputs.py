@@ -11,7 +11,10 @@ Python, independently of every system measured) and skips the work when FILE.par
            event-time window).
   cluster  task events as CSV in the Google cluster-trace layout SABER and LightSaber use
            (timestamp,job_id,task_index,machine_id,event_type,user,category,priority,cpu,ram,
-           disk,constraint). Reference: average cpu per category.
+           disk,constraint). Reference: average cpu per category; with --batch-lines L and
+           --window R also FILE.wL-R.ref.json: the sliding average per category, key
+           "T\tcategory", where batch k (T = k x 1000 ms) holds lines [(k-1)L, kL) and the
+           window at k the batches max(1, k-R+1) .. k.
   words    reference word counts of a text file (gen_words.py writes the text).
 """
 import argparse
@@ -98,6 +101,36 @@ def gen_cluster(out, n, seed):
     done(out, stamp, {str(k): s[k] / c[k] for k in c})
 
 
+def ref_cluster_windows(path, lines_per_batch, window):
+    out = f"{path}.w{lines_per_batch}-{window}.ref.json"
+    stamp = open(path + ".params").read()
+    if os.path.exists(out) and os.path.exists(out + ".params") and \
+            open(out + ".params").read() == stamp:
+        return
+    per = []  # per batch: category -> [sum, count]
+    with open(path) as f:
+        for i, line in enumerate(f):
+            if i % lines_per_batch == 0:
+                per.append(defaultdict(lambda: [0.0, 0]))
+            p = line.split(",")
+            a = per[-1][int(p[6])]
+            a[0] += float(p[8])
+            a[1] += 1
+    ref = {}
+    for k in range(len(per)):
+        s, c = defaultdict(float), Counter()
+        for j in range(max(0, k - window + 1), k + 1):
+            for cat, (x, n) in per[j].items():
+                s[cat] += x
+                c[cat] += n
+        for cat in c:
+            ref[f"{(k + 1) * 1000}\t{cat}"] = s[cat] / c[cat]
+    with open(out, "w") as f:
+        json.dump(ref, f)
+    with open(out + ".params", "w") as f:
+        f.write(stamp)
+
+
 def ref_words(path):
     stamp = f"words {os.path.getsize(path)} {os.path.getmtime(path)}"
     if not fresh(path, stamp):
@@ -116,12 +149,16 @@ def main():
     ap.add_argument("--ads")
     ap.add_argument("--n", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--batch-lines", type=int, default=0)
+    ap.add_argument("--window", type=int, default=0)
     a = ap.parse_args()
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     if a.kind == "ysb":
         gen_ysb(a.out, a.ads, a.n, a.seed)
     elif a.kind == "cluster":
         gen_cluster(a.out, a.n, a.seed)
+        if a.batch_lines and a.window:
+            ref_cluster_windows(a.out, a.batch_lines, a.window)
     else:
         ref_words(a.out)
 

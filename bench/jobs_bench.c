@@ -1,15 +1,25 @@
 /* jobs_bench.c — jobs end to end through the public API (spate.h), for bench/run.
  *
  *   jobs_bench wordcount FILE OUT [opts]        word count over text lines
- *   jobs_bench ysb FILE ADS OUT [opts]          Yahoo Streaming Benchmark, per-batch part
- *   jobs_bench cluster FILE OUT [opts]          average CPU per job category (task events)
+ *   jobs_bench ysb FILE ADS OUT [opts]          Yahoo Streaming Benchmark: JSON events, views
+ *                                               joined to campaigns, counted per campaign in
+ *                                               10 s tumbling event-time windows
+ *   jobs_bench ysbparse FILE [opts]             the YSB job's parse alone (flatMap, count)
+ *   jobs_bench cluster FILE OUT [opts]          average CPU per job category over a sliding
+ *                                               window of --window batches (--batch-lines
+ *                                               lines each), sliding by one batch
  *   jobs_bench sched [opts]                     a tiny generator job, for per-batch overhead
  *   jobs_bench keys KEYS [opts]                 one batch with KEYS distinct string keys
+ *   jobs_bench soak [opts]                      a generator job at full speed for --seconds:
+ *                                               reduceByKey and a sliding reduceByKeyAndWindow
  * opts: --threads N  --batch MS  --batches N  --batch-lines N (0: the whole file in one batch,
- *       the default)  --per-batch N  --metrics FILE  --no-kernel-cache
+ *       the default)  --per-batch N  --metrics FILE  --no-kernel-cache  --window R
+ *       --seconds S  --keys K
  *
  * Jobs write their result rows, tab-separated, to OUT (bench/suite.py sums rows of the same
- * key over batches and compares them with the reference). On stdout one JSON object:
+ * key over batches and compares them with the reference); windowed jobs write the window's
+ * time as a key column (ysb: the window start after the campaign; cluster: the batch time
+ * first). On stdout one JSON object:
  * {"start_s":..., "run_s":..., "batches":..., "max_rss_kib":...}: start_s is
  * sp_context_start (device, executors, arenas), run_s is sp_context_run (sources, parsing,
  * operators, sinks; kernel builds come from the cache when it is warm). */
@@ -33,7 +43,8 @@ static double now_s(void)
 
 typedef struct writer {
     FILE *f;
-    int ncols; /* columns written per row (flattened) */
+    int time_at;      /* column before which the batch time is written; -1: not written */
+    int64_t time_sub; /* written: batch time - time_sub (a window's start) */
 } writer;
 
 /* Writes every row of the batch: strings as they are, integers in decimal, floats %.17g. */
@@ -43,9 +54,11 @@ static int write_rows(void *ud, const sp_batch *b)
     size_t n = sp_batch_count(b);
     int nc = sp_batch_columns(b);
     char buf[64];
+    long long t = (long long)(sp_batch_time(b) - w->time_sub);
     for (size_t i = 0; i < n; i++) {
         for (int c = 0; c < nc; c++) {
-            if (c) fputc('\t', w->f);
+            if (c == w->time_at) fprintf(w->f, c ? "\t%lld" : "%lld", t);
+            if (c || w->time_at == 0) fputc('\t', w->f);
             size_t len;
             const char *s = sp_batch_str(b, i, c, &len);
             if (s) {
@@ -193,7 +206,7 @@ static void ad_map_free(ad_map *m)
     free(m->camp);
 }
 
-/* (ad_id, window_start) -> ((campaign_id, window_start), 1); unknown ads are dropped. */
+/* ad_id -> (campaign_id, 1); unknown ads are dropped. */
 static int ysb_join(void *ud, const sp_row *in, sp_emitter *out)
 {
     const ad_map *m = ud;
@@ -202,7 +215,6 @@ static int ysb_join(void *ud, const sp_row *in, sp_emitter *out)
     const char *camp = ad_map_get(m, ad, len);
     if (!camp) return 0;
     int rc = sp_emit_str(out, camp, strlen(camp));
-    if (!rc) rc = sp_emit_i64(out, sp_row_i64(in, 1));
     if (!rc) rc = sp_emit_i64(out, 1);
     if (!rc) rc = sp_emit_end(out);
     return rc;
@@ -246,11 +258,38 @@ static int noop(void *ud, const sp_batch *b)
     return 0;
 }
 
+/* soak: stops the context once the deadline has passed (checked after every batch). */
+typedef struct soak {
+    sp_context *ctx;
+    double deadline;
+    uint64_t rows;
+} soak;
+
+/* ysbparse: adds up count()'s values. */
+static int sum_counts(void *ud, const sp_batch *b)
+{
+    soak *k = ud;
+    for (size_t i = 0; i < sp_batch_count(b); i++)
+        k->rows += (uint64_t)sp_batch_i64(b, i, 0);
+    return 0;
+}
+
+static int soak_tick(void *ud, const sp_batch *b)
+{
+    soak *k = ud;
+    k->rows += sp_batch_count(b);
+    if (now_s() >= k->deadline) sp_context_stop(k->ctx);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------- main */
 
 typedef struct opts {
     sp_config cfg;
     uint64_t per_batch;
+    int window;     /* cluster: window length in batches */
+    double seconds; /* soak: run time */
+    uint64_t keys;  /* soak: key domain */
 } opts;
 
 static int parse_opts(int argc, char **argv, int first, opts *o)
@@ -259,6 +298,9 @@ static int parse_opts(int argc, char **argv, int first, opts *o)
     o->cfg.batch_lines = 0;
     o->cfg.status_line = 0;
     o->per_batch = 1000;
+    o->window = 10;
+    o->seconds = 60;
+    o->keys = 100000;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-kernel-cache")) {
@@ -279,6 +321,12 @@ static int parse_opts(int argc, char **argv, int first, opts *o)
             o->per_batch = (uint64_t)atoll(v);
         else if (!strcmp(a, "--metrics"))
             o->cfg.metrics_path = v;
+        else if (!strcmp(a, "--window"))
+            o->window = atoi(v);
+        else if (!strcmp(a, "--seconds"))
+            o->seconds = atof(v);
+        else if (!strcmp(a, "--keys"))
+            o->keys = (uint64_t)atoll(v);
         else
             return -1;
     }
@@ -287,9 +335,10 @@ static int parse_opts(int argc, char **argv, int first, opts *o)
 
 static int usage(void)
 {
-    fputs("usage: jobs_bench wordcount FILE OUT | ysb FILE ADS OUT | cluster FILE OUT | sched | "
-          "keys KEYS  [--threads N] [--batch MS] [--batches N] [--batch-lines N] "
-          "[--per-batch N] [--metrics FILE] [--no-kernel-cache]\n",
+    fputs("usage: jobs_bench wordcount FILE OUT | ysb FILE ADS OUT | ysbparse FILE | "
+          "cluster FILE OUT | sched | keys KEYS | soak  [--threads N] [--batch MS] "
+          "[--batches N] [--batch-lines N] [--per-batch N] [--metrics FILE] "
+          "[--no-kernel-cache] [--window R] [--seconds S] [--keys K]\n",
           stderr);
     return 2;
 }
@@ -300,8 +349,8 @@ int main(int argc, char **argv)
     const char *job = argv[1];
     int npos = !strcmp(job, "wordcount") || !strcmp(job, "cluster") ? 2
                : !strcmp(job, "ysb")                                ? 3
-               : !strcmp(job, "keys")                               ? 1
-               : !strcmp(job, "sched")                              ? 0
+               : !strcmp(job, "keys") || !strcmp(job, "ysbparse")   ? 1
+               : !strcmp(job, "sched") || !strcmp(job, "soak")      ? 0
                                                                     : -1;
     if (npos < 0 || argc < 2 + npos) return usage();
     opts o;
@@ -309,12 +358,13 @@ int main(int argc, char **argv)
     if (!strcmp(job, "keys") && !o.cfg.max_batches) o.cfg.max_batches = 1;
     if (!strcmp(job, "sched")) o.cfg.clock = SP_CLOCK_SYSTEM; /* real batch times */
     const char *out_path = npos >= 2 ? argv[1 + npos] : NULL;
-    writer w = {NULL, 0};
+    writer w = {NULL, -1, 0};
     if (out_path && !(w.f = fopen(out_path, "w"))) {
         fprintf(stderr, "jobs_bench: cannot write %s\n", out_path);
         return 1;
     }
     ad_map ads = {0, NULL, NULL};
+    soak soak_state = {NULL, 0, 0};
     sp_context *ctx = NULL;
     int rc = sp_context_new(&o.cfg, &ctx);
     if (rc) {
@@ -333,25 +383,49 @@ int main(int argc, char **argv)
             fprintf(stderr, "jobs_bench: cannot read %s\n", argv[3]);
             return 1;
         }
+        /* Event time on the event's own timestamp: batch T holds [T - 1 s, T); the 10 s
+         * tumbling window emitted at T (a multiple of 10 s, epoch-aligned) is written with
+         * its start T - 10 s, as the benchmark keys its windows. */
         sp_stream *lines = sp_text_file(ctx, argv[2]);
         sp_stream *ev = lines ? sp_stream_flat_map(lines, "(str,str,i64)", ysb_parse, NULL) : NULL;
+        sp_stream *et = ev ? sp_stream_event_time(ev, 2, 0) : NULL;
         sp_expr *x = sp_expr_arg(ctx, 0);
         sp_expr *is_view =
             sp_expr_binop(ctx, SP_OP_EQ, sp_expr_field(ctx, x, 1), sp_expr_str(ctx, "view"));
-        sp_stream *views = ev ? sp_stream_filter(ev, is_view) : NULL;
-        /* (ad, event_time / 10000 * 10000): the 10 s event-time window the event falls in */
-        sp_expr *win = sp_expr_binop(
-            ctx, SP_OP_MUL,
-            sp_expr_binop(ctx, SP_OP_DIV, sp_expr_field(ctx, x, 2), sp_expr_i64(ctx, 10000)),
-            sp_expr_i64(ctx, 10000));
-        sp_expr *proj = sp_expr_tuple2(ctx, sp_expr_field(ctx, x, 0), win);
-        sp_stream *aw = views ? sp_stream_map(views, proj) : NULL;
-        sp_stream *cw = aw ? sp_stream_flat_map(aw, "((str,i64),i64)", ysb_join, &ads) : NULL;
-        res = cw ? sp_stream_reduce_by_key_agg(cw, SP_AGG_SUM) : NULL;
+        sp_stream *views = et ? sp_stream_filter(et, is_view) : NULL;
+        sp_stream *ad = views ? sp_stream_map(views, sp_expr_field(ctx, x, 0)) : NULL;
+        sp_stream *cw = ad ? sp_stream_flat_map(ad, "(str,i64)", ysb_join, &ads) : NULL;
+        res = cw ? sp_stream_reduce_by_key_and_window_agg(cw, SP_AGG_SUM, 10000, 10000) : NULL;
+        w.time_at = 1;
+        w.time_sub = 10000;
+    } else if (!strcmp(job, "ysbparse")) {
+        sp_stream *lines = sp_text_file(ctx, argv[2]);
+        sp_stream *ev = lines ? sp_stream_flat_map(lines, "(str,str,i64)", ysb_parse, NULL) : NULL;
+        res = ev ? sp_stream_count(ev) : NULL;
     } else if (!strcmp(job, "cluster")) {
+        /* batch k (time k s) holds lines [(k-1)L, kL); the window at k the batches
+         * k-R+1 .. k (fewer at the start). */
         sp_stream *lines = sp_text_file(ctx, argv[2]);
         sp_stream *ev = lines ? sp_stream_flat_map(lines, "(i64,f64)", cluster_parse, NULL) : NULL;
-        res = ev ? sp_stream_reduce_by_key_agg(ev, SP_AGG_AVG) : NULL;
+        res = ev ? sp_stream_reduce_by_key_and_window_agg(
+                       ev, SP_AGG_AVG, (int64_t)o.window * o.cfg.batch_ms, o.cfg.batch_ms)
+                 : NULL;
+        w.time_at = 0;
+    } else if (!strcmp(job, "soak")) {
+        sp_generator_opts g = {0};
+        g.seed = 7;
+        g.keys = o.keys;
+        g.string_keys = 1;
+        g.value_max = 100;
+        g.per_batch = o.per_batch;
+        sp_stream *gen = sp_generator(ctx, &g);
+        sp_stream *r1 = gen ? sp_stream_reduce_by_key_agg(gen, SP_AGG_SUM) : NULL;
+        sp_stream *r2 = gen ? sp_stream_reduce_by_key_and_window_agg(
+                                  gen, SP_AGG_SUM, 10 * o.cfg.batch_ms, o.cfg.batch_ms)
+                            : NULL;
+        soak_state.ctx = ctx;
+        rc = r1 && r2 ? sp_stream_foreach_rdd(r1, noop, NULL) : -1;
+        res = r2;
     } else {
         sp_generator_opts g = {0};
         g.seed = 7;
@@ -364,19 +438,26 @@ int main(int argc, char **argv)
     }
     if (!res)
         rc = -1;
+    else if (!strcmp(job, "soak"))
+        rc = rc ? rc : sp_stream_foreach_rdd(res, soak_tick, &soak_state);
+    else if (!strcmp(job, "ysbparse"))
+        rc = sp_stream_foreach_rdd(res, sum_counts, &soak_state);
     else
         rc = w.f ? sp_stream_foreach_rdd(res, write_rows, &w)
                  : sp_stream_foreach_rdd(res, noop, NULL);
     double t0 = now_s(), t1 = t0, t2 = t0;
     if (!rc) rc = sp_context_start(ctx);
     t1 = now_s();
+    soak_state.deadline = t1 + o.seconds;
     if (!rc) rc = sp_context_run(ctx);
     t2 = now_s();
     if (rc) fprintf(stderr, "jobs_bench: %s\n", sp_context_errmsg(ctx));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"start_s\":%.6f,\"run_s\":%.6f,\"batches\":%lld,\"max_rss_kib\":%ld}\n", t1 - t0,
-           t2 - t1, (long long)sp_context_batches(ctx), ru.ru_maxrss);
+    printf("{\"start_s\":%.6f,\"run_s\":%.6f,\"batches\":%lld,\"max_rss_kib\":%ld,"
+           "\"rows\":%llu}\n",
+           t1 - t0, t2 - t1, (long long)sp_context_batches(ctx), ru.ru_maxrss,
+           (unsigned long long)soak_state.rows);
     sp_context_free(ctx);
     ad_map_free(&ads);
     if (w.f && fclose(w.f)) rc = -1;

@@ -3,7 +3,10 @@
  * same work ("reference-c"), at one thread count per process, beside a STREAM-style read
  * bandwidth measured in the same process.
  *
- *   ops_bench [--quick] [--threads T] [--reps R] [--n MEBI] [--max-size-mebi M]
+ *   ops_bench [--quick] [--threads T] [--reps R] [--n MEBI] [--max-size-mebi M] [--only LIST]
+ *
+ * --only: a comma-separated subset of rbk, size, cbv, mapfilter, compact, ysb (default: all;
+ * the read bandwidth always runs: the other rows' limit).
  *
  * The device's thread count is set by the caller through the environment before the device
  * opens (POCL_MAX_PTHREAD_COUNT); --threads sets the executors and the reference loops.
@@ -23,7 +26,12 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_REPS 32
+#define MAX_REPS 64
+/* Below this many records the timed runs are repeated more (min of more, less noise). */
+#define SMALL_N (1u << 20)
+/* The reference loops use one worker per this many records, at most `threads`: thread start-up
+ * (tens of us) would dominate smaller inputs, and the best C loop for them is one thread. */
+#define REF_RECORDS_PER_WORKER (256u << 10)
 #define MAX_THREADS 256
 
 static double now_s(void)
@@ -80,16 +88,19 @@ typedef struct timing {
     int err;
 } timing;
 
-/* One untimed warm-up then reps timed runs of fn. */
-static timing time_it(const bench *B, run_fn fn, void *ud)
+/* One untimed warm-up then reps timed runs of fn (6x as many, up to MAX_REPS, for inputs
+ * under SMALL_N records). */
+static timing time_n(const bench *B, run_fn fn, void *ud, size_t records)
 {
     timing t = {0, 0, 0};
     double s[MAX_REPS];
+    int reps = B->reps;
+    if (records < SMALL_N) reps = reps * 6 < MAX_REPS ? reps * 6 : MAX_REPS;
     if (fn(ud)) {
         t.err = 1;
         return t;
     }
-    for (int r = 0; r < B->reps; r++) {
+    for (int r = 0; r < reps; r++) {
         double t0 = now_s();
         if (fn(ud)) {
             t.err = 1;
@@ -97,10 +108,15 @@ static timing time_it(const bench *B, run_fn fn, void *ud)
         }
         s[r] = now_s() - t0;
     }
-    qsort(s, (size_t)B->reps, sizeof s[0], cmp_dbl);
+    qsort(s, (size_t)reps, sizeof s[0], cmp_dbl);
     t.min = s[0];
-    t.med = B->reps % 2 ? s[B->reps / 2] : 0.5 * (s[B->reps / 2 - 1] + s[B->reps / 2]);
+    t.med = reps % 2 ? s[reps / 2] : 0.5 * (s[reps / 2 - 1] + s[reps / 2]);
     return t;
+}
+
+static timing time_it(const bench *B, run_fn fn, void *ud)
+{
+    return time_n(B, fn, ud, SMALL_N);
 }
 
 /* One JSON row. base_rps: the plain-C loop's records/s for vs_best_c (0: none). */
@@ -226,7 +242,38 @@ typedef struct rbk {
     int64_t *acc, *cnt;                             /* result */
     int64_t *pacc[MAX_THREADS], *pcnt[MAX_THREADS]; /* per-worker partials (reference) */
     sp_agg agg;
+    unsigned nw;               /* reference workers (ref_workers) */
+    int64_t *tbl[MAX_THREADS]; /* per-worker interleaved tables (K <= 4096), made once */
 } rbk;
+
+static unsigned ref_workers(unsigned threads, size_t n)
+{
+    size_t w = (n + REF_RECORDS_PER_WORKER - 1) / REF_RECORDS_PER_WORKER;
+    return w < 1 ? 1 : w < threads ? (unsigned)w : threads;
+}
+
+/* Allocates the reference's per-worker memory once, outside the timed runs. */
+static void rbk_alloc(rbk *r)
+{
+    r->nw = ref_workers(r->B->threads, r->n);
+    for (unsigned w = 0; w < r->nw; w++) {
+        if (r->nw > 1) {
+            if (r->vals) r->pacc[w] = palloc((size_t)r->K * 8);
+            r->pcnt[w] = palloc((size_t)r->K * 8);
+        }
+        if (r->K <= 4096) r->tbl[w] = palloc((size_t)r->K * 4 * 16);
+    }
+}
+
+static void rbk_release(rbk *r)
+{
+    for (unsigned w = 0; w < r->nw; w++) {
+        free(r->pacc[w]);
+        free(r->pcnt[w]);
+        free(r->tbl[w]);
+        r->pacc[w] = r->pcnt[w] = r->tbl[w] = NULL;
+    }
+}
 
 static void rbk_part(void *ud, unsigned w, unsigned nw)
 {
@@ -235,26 +282,44 @@ static void rbk_part(void *ud, unsigned w, unsigned nw)
     int64_t *acc = nw == 1 ? r->acc : r->pacc[w], *cnt = nw == 1 ? r->cnt : r->pcnt[w];
     memset(cnt, 0, (size_t)r->K * 8);
     if (r->K <= 4096) {
-        /* Four interleaved tables break the store-to-load chain on repeated keys. */
-        int64_t *t = calloc((size_t)r->K * 8, sizeof *t);
-        if (!t) exit(2);
-        int64_t *ta = t, *tc = t + (size_t)r->K * 4;
-        size_t K = r->K, i = lo;
-        for (; i + 4 <= hi; i += 4)
-            for (size_t u = 0; u < 4; u++) {
-                uint32_t k = r->keys[i + u];
-                tc[u * K + k]++;
-                if (r->vals) ta[u * K + k] += r->vals[i + u];
+        /* (sum, count) pairs side by side: one cache line per record. For K <= 256, four
+         * tables used in turn break the store-to-load chain on repeated keys (at larger K
+         * repeats are rare and the extra tables only cost cache). */
+        size_t K = r->K, nt = K <= 256 ? 4 : 1, i = lo;
+        int64_t *t = r->tbl[w];
+        memset(t, 0, nt * K * 16);
+        if (r->vals) {
+            for (; nt == 4 && i + 4 <= hi; i += 4)
+                for (size_t u = 0; u < 4; u++) {
+                    int64_t *e = t + 2 * (u * K + r->keys[i + u]);
+                    e[0] += r->vals[i + u];
+                    e[1]++;
+                }
+            for (; i < hi; i++) {
+                int64_t *e = t + 2 * (size_t)r->keys[i];
+                e[0] += r->vals[i];
+                e[1]++;
             }
-        for (; i < hi; i++) {
-            tc[r->keys[i]]++;
-            if (r->vals) ta[r->keys[i]] += r->vals[i];
+        } else {
+            for (; nt == 4 && i + 4 <= hi; i += 4)
+                for (size_t u = 0; u < 4; u++)
+                    t[u * K + r->keys[i + u]]++;
+            for (; i < hi; i++)
+                t[r->keys[i]]++;
         }
         for (size_t k = 0; k < K; k++) {
-            cnt[k] = tc[k] + tc[K + k] + tc[2 * K + k] + tc[3 * K + k];
-            if (r->vals) acc[k] = ta[k] + ta[K + k] + ta[2 * K + k] + ta[3 * K + k];
+            int64_t a = 0, c = 0;
+            for (size_t u = 0; u < nt; u++) {
+                if (r->vals) {
+                    a += t[2 * (u * K + k)];
+                    c += t[2 * (u * K + k) + 1];
+                } else {
+                    c += t[u * K + k];
+                }
+            }
+            cnt[k] = c;
+            if (r->vals) acc[k] = a;
         }
-        free(t);
         return;
     }
     if (r->vals) {
@@ -287,8 +352,8 @@ static void rbk_merge(void *ud, unsigned w, unsigned nw)
 static int rbk_ref(void *ud)
 {
     rbk *r = ud;
-    par_run(r->B->threads, rbk_part, r);
-    if (r->B->threads > 1) par_run(r->B->threads, rbk_merge, r);
+    par_run(r->nw, rbk_part, r);
+    if (r->nw > 1) par_run(r->nw, rbk_merge, r);
     return 0;
 }
 
@@ -329,14 +394,11 @@ static void bench_rbk(bench *B, const char *cas, uint32_t *keys, int64_t *vals, 
 {
     for (size_t i = 0; i < n; i++)
         keys[i] = (uint32_t)(rnd(seed) % K);
-    rbk r = {B,   keys, vals,      n, K, palloc((size_t)K * 8), palloc((size_t)K * 8),
-             {0}, {0},  SP_AGG_SUM};
-    for (unsigned w = 0; w < B->threads && B->threads > 1; w++) {
-        r.pacc[w] = palloc((size_t)K * 8);
-        r.pcnt[w] = palloc((size_t)K * 8);
-    }
+    rbk r = {B,   keys, vals,       n, K,  palloc((size_t)K * 8), palloc((size_t)K * 8),
+             {0}, {0},  SP_AGG_SUM, 0, {0}};
+    rbk_alloc(&r);
     size_t bytes = n * 12;
-    timing tr = time_it(B, rbk_ref, &r);
+    timing tr = time_n(B, rbk_ref, &r, n);
     int64_t *racc = r.acc, *rcnt = r.cnt;
     r.acc = palloc((size_t)K * 8);
     r.cnt = palloc((size_t)K * 8);
@@ -351,17 +413,14 @@ static void bench_rbk(bench *B, const char *cas, uint32_t *keys, int64_t *vals, 
     const char *what = "i64 SUM over u32 keys in memory; result arrays in memory";
     double base =
         row(B, cas, "reference-c", "host", n, bytes, tr, tc == (int64_t)n && ts == vs, 0, what);
-    timing td = time_it(B, rbk_dev, &r);
+    timing td = time_n(B, rbk_dev, &r, n);
     row(B, cas, "spate-opencl", B->devname, n, bytes, td, !td.err && same_keyed(&r, racc, rcnt),
         base, what);
     free(r.acc);
     free(r.cnt);
     free(racc);
     free(rcnt);
-    for (unsigned w = 0; w < B->threads && B->threads > 1; w++) {
-        free(r.pacc[w]);
-        free(r.pcnt[w]);
-    }
+    rbk_release(&r);
 }
 
 /* --------------------------------------------------------------- countByValue (batch) */
@@ -438,9 +497,8 @@ static void bench_cbv(bench *B, const char *cas, size_t n, uint32_t K, uint64_t 
     in->n = n;
     batch_split_even(in, B->threads, NULL);
 
-    rbk r = {B, ids, NULL, n, K, NULL, palloc((size_t)K * 8), {0}, {0}, SP_AGG_COUNT};
-    for (unsigned w = 0; w < B->threads && B->threads > 1; w++)
-        r.pcnt[w] = palloc((size_t)K * 8);
+    rbk r = {B, ids, NULL, n, K, NULL, palloc((size_t)K * 8), {0}, {0}, SP_AGG_COUNT, 0, {0}};
+    rbk_alloc(&r);
     const char *what = "count per dictionary id of a str column in memory; output batch built";
     timing tr = time_it(B, rbk_ref, &r);
     int64_t tc = 0;
@@ -457,8 +515,7 @@ static void bench_cbv(bench *B, const char *cas, size_t n, uint32_t K, uint64_t 
         what);
     batch_release(c.out);
     batch_release(in);
-    for (unsigned w = 0; w < B->threads && B->threads > 1; w++)
-        free(r.pcnt[w]);
+    rbk_release(&r);
     free(r.cnt);
     td_free(NULL, td);
     td_free(NULL, otd);
@@ -703,6 +760,183 @@ static void bench_compact(bench *B, size_t n, uint64_t *seed)
     free(m.oidx);
 }
 
+/* ----------------------------------------------------------- YSB on columnar events */
+
+enum { YSB_ADS = 1000, YSB_CAMPAIGNS = 100, YSB_WINDOWS = 10 };
+
+/* Pre-parsed YSB events in memory, one event-time batch per 10 s window (events arrive in
+ * time order, so a window is a contiguous range): ad_id as a dictionary id, event_type as an
+ * int (0 view, 1 click, 2 purchase). camp[ad] is the campaign table as a dense array (ads are
+ * assigned to campaigns through a shuffle, so the lookup is a real join). */
+typedef struct ysb {
+    bench *B;
+    size_t n, lo[YSB_WINDOWS + 1]; /* window w holds events [lo[w], lo[w+1]) */
+    const uint32_t *ad;
+    const int32_t *type;
+    uint16_t camp[YSB_ADS];
+    int64_t cnt[YSB_WINDOWS][YSB_CAMPAIGNS];               /* result */
+    int64_t part[MAX_THREADS][YSB_WINDOWS][YSB_CAMPAIGNS]; /* reference partials */
+    sp_batch *in[YSB_WINDOWS];                             /* engine input batches */
+    ew_stage *st;
+    batch_env *env;
+    sp_td *otd;
+} ysb;
+
+static void ysb_part(void *ud, unsigned w, unsigned nw)
+{
+    ysb *y = ud;
+    int64_t(*c)[YSB_CAMPAIGNS] = y->part[w];
+    memset(c, 0, sizeof y->part[w]);
+    for (int win = 0; win < YSB_WINDOWS; win++) {
+        size_t len = y->lo[win + 1] - y->lo[win];
+        size_t lo = y->lo[win] + chunk_lo(len, w, nw), hi = y->lo[win] + chunk_lo(len, w + 1, nw);
+        int64_t *cw = c[win];
+        for (size_t i = lo; i < hi; i++)
+            cw[y->camp[y->ad[i]]] += y->type[i] == 0;
+    }
+}
+
+/* Plain C: filter, join through the dense array and count in one pass, per-thread partials
+ * (100 x 10 counters each) added at the end. */
+static int ysb_ref(void *ud)
+{
+    ysb *y = ud;
+    unsigned nw = y->B->threads;
+    par_run(nw, ysb_part, y);
+    for (int win = 0; win < YSB_WINDOWS; win++)
+        for (int c = 0; c < YSB_CAMPAIGNS; c++) {
+            int64_t s = 0;
+            for (unsigned w = 0; w < nw; w++)
+                s += y->part[w][win][c];
+            y->cnt[win][c] = s;
+        }
+    return 0;
+}
+
+/* The engine, per window batch: the element-wise stage (filter _2 == 0, map _1) on the
+ * device, keyed_aggregate COUNT over the ad's dictionary ids (the dense path), then the join
+ * of the at most 1000 per-ad counts to their campaigns on the host: the aggregate is pushed
+ * below the many-to-one join, which is exact for a count. */
+static int ysb_engine(void *ud)
+{
+    ysb *y = ud;
+    sp_diag d = {0};
+    memset(y->cnt, 0, sizeof y->cnt);
+    for (int win = 0; win < YSB_WINDOWS; win++) {
+        sp_batch *views = NULL, *agg = NULL;
+        if (ew_stage_run(y->st, y->B->exec, y->in[win], &views, &d) ||
+            keyed_aggregate(y->B->dev, y->env, NULL, views, 1, -1, SP_AGG_COUNT, y->otd, &agg,
+                            &d)) {
+            fprintf(stderr, "ysb: %s\n", d.msg);
+            batch_release(views);
+            return 1;
+        }
+        const uint32_t *ids = agg->cols[0].data;
+        const int64_t *c = agg->cols[1].data;
+        for (size_t i = 0; i < agg->n; i++)
+            y->cnt[win][y->camp[ids[i]]] += c[i];
+        batch_release(views);
+        batch_release(agg);
+    }
+    return 0;
+}
+
+static void bench_ysb(bench *B, size_t n, uint64_t *seed)
+{
+    sp_dict *dict = NULL;
+    sp_td *td = NULL, *otd = NULL;
+    sp_diag d = {0};
+    ysb *y = calloc(1, sizeof *y);
+    if (!y || dict_new(NULL, &dict) || td_parse(NULL, "(str,i32)", &td, &d) ||
+        td_parse(NULL, "(str,i64)", &otd, &d)) {
+        fprintf(stderr, "ops_bench: ysb set-up failed\n");
+        B->failed = 1;
+        free(y);
+        return;
+    }
+    char buf[32];
+    for (uint32_t a = 0; a < YSB_ADS; a++) {
+        int len = snprintf(buf, sizeof buf, "ad-%u", a);
+        if (dict_intern(dict, buf, (size_t)len) != a) B->failed = 1;
+    }
+    uint16_t perm[YSB_ADS];
+    for (int a = 0; a < YSB_ADS; a++)
+        perm[a] = (uint16_t)a;
+    for (int a = YSB_ADS - 1; a > 0; a--) {
+        int j = (int)(rnd(seed) % (uint64_t)(a + 1));
+        uint16_t t = perm[a];
+        perm[a] = perm[j];
+        perm[j] = t;
+    }
+    for (int a = 0; a < YSB_ADS; a++)
+        y->camp[a] = (uint16_t)(perm[a] / (YSB_ADS / YSB_CAMPAIGNS));
+    batch_env env = {NULL, dict, &B->arena, 1};
+    y->B = B;
+    y->n = n;
+    y->env = &env;
+    y->otd = otd;
+    uint32_t *ad = palloc(n * 4);
+    int32_t *type = palloc(n * 4);
+    int64_t views = 0;
+    for (size_t i = 0; i < n; i++) {
+        ad[i] = (uint32_t)(rnd(seed) % YSB_ADS);
+        type[i] = (int32_t)(rnd(seed) % 3);
+        views += type[i] == 0;
+    }
+    y->ad = ad;
+    y->type = type;
+    /* events at t0 + i * 100 s / n: window w is [w n / 10, (w + 1) n / 10) */
+    for (int w = 0; w <= YSB_WINDOWS; w++)
+        y->lo[w] = n * (size_t)w / YSB_WINDOWS;
+    for (int w = 0; w < YSB_WINDOWS; w++) {
+        size_t m = y->lo[w + 1] - y->lo[w];
+        sp_batch *b = NULL;
+        if (batch_new(&env, td, 10000 * (w + 1), &b, &d) || col_reserve(&b->cols[0], m, 0) ||
+            col_reserve(&b->cols[1], m, 0)) {
+            fprintf(stderr, "ops_bench: ysb batch: %s\n", d.msg);
+            B->failed = 1;
+            return;
+        }
+        memcpy(b->cols[0].data, ad + y->lo[w], m * 4);
+        memcpy(b->cols[1].data, type + y->lo[w], m * 4);
+        b->cols[0].len = b->cols[1].len = m;
+        b->n = m;
+        batch_split_even(b, B->threads, NULL);
+        y->in[w] = b;
+    }
+    const char *what = "pre-parsed columnar events in memory (ad_id dictionary id, event_type "
+                       "int) in 10 event-time batches of 10 s: filter views, join ad->campaign "
+                       "(dense array), count per campaign per window; bytes: the 8 read";
+    timing tr = time_it(B, ysb_ref, y);
+    int64_t tot = 0;
+    for (int w = 0; w < YSB_WINDOWS; w++)
+        for (int c = 0; c < YSB_CAMPAIGNS; c++)
+            tot += y->cnt[w][c];
+    int64_t want[YSB_WINDOWS][YSB_CAMPAIGNS];
+    memcpy(want, y->cnt, sizeof want);
+    double base =
+        row(B, "ysb-columnar", "reference-c", "host", n, n * 8, tr, tot == views, 0, what);
+    sp_expr *pred = mk_bin(B, SP_OP_EQ, mk_field(B, 1), mk_lit(B, 0));
+    ew_step steps[2] = {{EW_FILTER, pred}, {EW_MAP, mk_field(B, 0)}};
+    if (ew_stage_new(B->dev, &env, td, 2, steps, "ysb stage", &y->st, &d)) {
+        fprintf(stderr, "ew_stage_new: %s\n", d.msg);
+        B->failed = 1;
+    } else {
+        timing te = time_it(B, ysb_engine, y);
+        row(B, "ysb-columnar", "spate-opencl", B->devname, n, n * 8, te,
+            !te.err && !memcmp(want, y->cnt, sizeof want) && ew_stage_on_device(y->st), base, what);
+        ew_stage_free(y->st);
+    }
+    for (int w = 0; w < YSB_WINDOWS; w++)
+        batch_release(y->in[w]);
+    free(ad);
+    free(type);
+    free(y);
+    td_free(NULL, td);
+    td_free(NULL, otd);
+    dict_free(dict);
+}
+
 /* ------------------------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -711,6 +945,7 @@ int main(int argc, char **argv)
     B.threads = 1;
     B.reps = 5;
     size_t n_mebi = 16, max_size_mebi = 64;
+    const char *only = "rbk,size,cbv,mapfilter,compact,ysb";
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "0";
         if (!strcmp(argv[i], "--quick")) {
@@ -724,12 +959,15 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--n")) {
             n_mebi = (size_t)atoi(v);
             i++;
+        } else if (!strcmp(argv[i], "--only")) {
+            only = v;
+            i++;
         } else if (!strcmp(argv[i], "--max-size-mebi")) {
             max_size_mebi = (size_t)atoi(v);
             i++;
         } else {
             fprintf(stderr, "usage: ops_bench [--quick] [--threads T] [--reps R] [--n MEBI] "
-                            "[--max-size-mebi M]\n");
+                            "[--max-size-mebi M] [--only LIST]\n");
             return 2;
         }
     }
@@ -767,25 +1005,27 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nmax; i++)
         vals[i] = (int64_t)(rnd(&seed) % 1000);
     char cas[64], kn[16];
-    for (size_t i = 0; i < nks; i++) {
+    for (size_t i = 0; i < nks && strstr(only, "rbk"); i++) {
         kname(ks[i], kn, sizeof kn);
         snprintf(cas, sizeof cas, "reduceByKey K=%s", kn);
         bench_rbk(&B, cas, keys, vals, n, ks[i], &seed);
     }
     /* throughput against input size at K = 1Ki */
-    for (size_t sz = 1024; sz <= (max_size_mebi << 20); sz *= B.quick ? 64 : 16) {
+    for (size_t sz = 1024; sz <= (max_size_mebi << 20) && strstr(only, "size");
+         sz *= B.quick ? 64 : 16) {
         bench_rbk(&B, "reduceByKey-size K=1Ki", keys, vals, sz, 1024, &seed);
     }
     free(keys);
     free(vals);
-    for (size_t i = 0; i < nks; i++) {
+    for (size_t i = 0; i < nks && strstr(only, "cbv"); i++) {
         if (ks[i] > (1u << 20) && B.quick) continue;
         kname(ks[i], kn, sizeof kn);
         snprintf(cas, sizeof cas, "countByValue K=%s", kn);
         bench_cbv(&B, cas, n, ks[i], &seed);
     }
-    bench_mapfilter(&B, n, &seed);
-    bench_compact(&B, n, &seed);
+    if (strstr(only, "mapfilter")) bench_mapfilter(&B, n, &seed);
+    if (strstr(only, "compact")) bench_compact(&B, n, &seed);
+    if (strstr(only, "ysb")) bench_ysb(&B, n, &seed);
 
     expr_pool_free(B.pool);
     exec_free(B.exec);

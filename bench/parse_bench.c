@@ -5,8 +5,11 @@
  * Without files: N MiB (default 64) of generated Combined lines (fixed seed: skewed hosts,
  * paths and agents). With files: their lines (plain, .gz or .zst) replicated to N MiB. The
  * input is one in-memory batch of text lines; "1 core" runs every chunk on the calling thread,
- * "all" runs the chunks on one executor per core. Best of three runs each. */
+ * "all" runs the chunks on one executor per core. Best of three runs each. With --format json
+ * the same input is also parsed through jansson ("jansson" lines beside the fast path's
+ * "fast" lines), and the two must agree on rows and rejects. */
 #include "exec/exec_int.h"
+#include "io/jsonscan_int.h"
 #include "io/lines_int.h"
 #include "io/parse_int.h"
 
@@ -63,6 +66,36 @@ static void gen_line(uint64_t *s, int64_t t, char *buf, size_t size, size_t *len
         (unsigned long long)(st == 304 ? 0 : rnd(s) % 50000), (unsigned long long)skewed(s, 200),
         agents[skewed(s, 5)]);
     *len = (size_t)n;
+}
+
+/* Parses in on one core, then on all executors; best of three runs each. */
+static int bench_modes(const parse_spec *ps, batch_env *env, const sp_batch *in, sp_exec *exec,
+                       parse_cache *cache, double bytes, const char *label, size_t *rows,
+                       size_t *rej, sp_diag *d)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            parse_opts o = {mode ? exec : NULL, NULL, 0, 0, cache};
+            parse_result res;
+            double t0 = now_s();
+            int rc = parse_run(ps, env, in, &o, &res, d);
+            if (rc) return rc;
+            double dt = now_s() - t0;
+            if (dt < best) best = dt;
+            *rej = res.nrejects;
+            *rows = res.out->n;
+            parse_result_free(env->alloc, &res);
+        }
+        unsigned cores = mode ? exec_count(exec) : 1;
+        printf(
+            "  %s%-12s %8.1f MiB/s %8.2f M lines/s   (%u thread%s; %.1f MiB/s and %.2f M lines/s "
+            "per core; %zu rows, %zu rejected)\n",
+            label, mode ? "executors:" : "1 core:", bytes / best / (1 << 20),
+            (double)in->n / best / 1e6, cores, cores > 1 ? "s" : "",
+            bytes / best / (1 << 20) / cores, (double)in->n / best / 1e6 / cores, *rows, *rej);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -163,30 +196,29 @@ int main(int argc, char **argv)
     double bytes = (double)c->nbytes + (double)in->n; /* with the newlines */
     printf("parse_bench: %s, format %s: %zu lines, %.1f MiB\n", what, ps->name, in->n,
            bytes / (1 << 20));
-    for (int mode = 0; mode < 2; mode++) {
-        double best = 1e30;
-        size_t rej = 0, rows = 0;
-        for (int rep = 0; rep < 3; rep++) {
-            parse_opts o = {mode ? exec : NULL, NULL, 0, 0, cache};
-            parse_result res;
-            double t0 = now_s();
-            if (parse_run(ps, &env, in, &o, &res, &d)) {
-                fprintf(stderr, "parse_bench: %s\n", d.msg);
-                return 1;
-            }
-            double dt = now_s() - t0;
-            if (dt < best) best = dt;
-            rej = res.nrejects;
-            rows = res.out->n;
-            parse_result_free(&a, &res);
+    /* json: the same input through jansson too, side by side with the fast path */
+    parse_spec *slow = NULL;
+    if (!strcmp(format, "json") && parse_json_scan(ps)) {
+        if (parse_spec_new(&a, format, arg, &slow, &d)) {
+            fprintf(stderr, "parse_bench: %s\n", d.msg);
+            return 1;
         }
-        unsigned cores = mode ? exec_count(exec) : 1;
-        printf("  %-12s %8.1f MiB/s %8.2f M lines/s   (%u thread%s; %.1f MiB/s and %.2f M lines/s "
-               "per core; %zu rows, %zu rejected)\n",
-               mode ? "executors:" : "1 core:", bytes / best / (1 << 20),
-               (double)in->n / best / 1e6, cores, cores > 1 ? "s" : "",
-               bytes / best / (1 << 20) / cores, (double)in->n / best / 1e6 / cores, rows, rej);
+        parse_json_use_jansson(slow);
     }
+    size_t rows[2], rej[2];
+    for (int which = 0; which < (slow ? 2 : 1); which++) {
+        const parse_spec *p = which ? slow : ps;
+        const char *label = slow ? (which ? "jansson " : "fast    ") : "";
+        if (bench_modes(p, &env, in, exec, cache, bytes, label, &rows[which], &rej[which], &d)) {
+            fprintf(stderr, "parse_bench: %s\n", d.msg);
+            return 1;
+        }
+    }
+    if (slow && (rows[0] != rows[1] || rej[0] != rej[1])) {
+        fprintf(stderr, "parse_bench: fast and jansson paths disagree on rows or rejects\n");
+        return 1;
+    }
+    parse_spec_free(slow);
     printf("  dictionary: %u strings\n", dict_size(dict));
     batch_release(in);
     td_free(&a, str);

@@ -19,6 +19,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+ALL_PARTS = "ops,overheads,jobs,windows,join,logs"
+CLUSTER_WINDOW = 10  # cluster monitoring: window length in batches, sliding by one batch
 KEYS = ["case", "system", "device", "threads", "records", "bytes", "seconds_min",
         "seconds_median", "records_per_s", "limit_ratio", "correct"]
 
@@ -184,6 +186,10 @@ class Suite:
                               f"(K = {big}; includes the batch of 2K records itself).")
 
     # ------------------------------------------------------------------ jobs and peers
+    def cluster_lines(self):
+        """Lines per batch of the cluster-monitoring job (10 us of trace time per line)."""
+        return 10000 if self.quick else 100000
+
     def gen(self):
         os.makedirs(self.data, exist_ok=True)
         q = self.quick
@@ -199,7 +205,8 @@ class Suite:
                         "--ads", ads, "--n", str(200000 if q else 2000000)], check=True)
         clu = os.path.join(self.data, f"cluster-{'q' if q else 'f'}.csv")
         subprocess.run([sys.executable, os.path.join(HERE, "gen_inputs.py"), "cluster", "--out",
-                        clu, "--n", str(200000 if q else 4000000)], check=True)
+                        clu, "--n", str(200000 if q else 4000000), "--batch-lines",
+                        str(self.cluster_lines()), "--window", str(CLUSTER_WINDOW)], check=True)
         return words, (ysb, ads), clu
 
     @staticmethod
@@ -321,37 +328,111 @@ class Suite:
         self.run_job("ysb-jsonl", ysb, n, want, False, 2, sysy,
                      timed_awk + "; JSON parse, filter views, join ad->campaign, count per "
                      "(campaign, 10 s event-time window)")
-        # cluster monitoring: average cpu per category
-        want = json.load(open(clu + ".ref.json"))
+        self.ysb_parse(ysb, n)
+        # cluster monitoring: average cpu per category over a sliding window of R batches of L
+        # lines (L x 10 us of trace time), sliding by one batch; key "batch time, category"
+        L, R = self.cluster_lines(), CLUSTER_WINDOW
+        want = json.load(open(f"{clu}.w{L}-{R}.ref.json"))
         n = sum(1 for _ in open(clu))
-        cl_awk = '{s[$7]+=$9;n[$7]++} END{for(k in s)printf "%s\\t%.17g\\n", k, s[k]/n[k]}'
-        sysc = [("spate-opencl", T, self.spate_job(lambda o: ["cluster", clu, o])),
+        cl_awk = (f'{{b=int((NR-1)/{L})+1; s[b SUBSEP $7]+=$9; n[b SUBSEP $7]++; c[$7]=1; '
+                  'if(b>B)B=b} END{for(k=1;k<=B;k++) for(cat in c){ss=0;nn=0; '
+                  f'for(j=(k-{R}+1<1?1:k-{R}+1);j<=k;j++)'
+                  '{if((j SUBSEP cat) in n){ss+=s[j SUBSEP cat];nn+=n[j SUBSEP cat]}} '
+                  'if(nn) printf "%d\\t%s\\t%.17g\\n", k*1000, cat, ss/nn}}')
+        sysc = [("spate-opencl", T, self.spate_job(
+                    lambda o: ["cluster", clu, o, "--batch-lines", str(L), "--window", str(R)])),
                 ("mawk", 1, self.awk("mawk", cl_awk, [clu], fs=",")),
                 ("gawk", 1, self.awk("gawk", cl_awk, [clu], fs=","))]
         if have_duck:
             sysc.append(("duckdb", T, self.duck(
-                f"SELECT column06, avg(column08) FROM read_csv('{clu}', header=false) "
-                "GROUP BY column06")))
-        self.run_job("cluster-monitoring", clu, n, want, True, 1, sysc,
-                     timed_awk + "; CSV parse, average cpu per category")
+                f"WITH p AS (SELECT (column00 - 600000000) // {10 * L} + 1 AS b, "
+                "column06 AS cat, sum(column08) AS s, count(*) AS n "
+                f"FROM read_csv('{clu}', header=false) GROUP BY ALL), "
+                "bs AS (SELECT DISTINCT b FROM p) "
+                "SELECT bs.b * 1000, p.cat, sum(p.s) / sum(p.n) FROM bs JOIN p "
+                f"ON p.b BETWEEN bs.b - {R - 1} AND bs.b GROUP BY bs.b, p.cat")))
+        self.run_job("cluster-monitoring", clu, n, want, True, 2, sysc,
+                     timed_awk + f"; CSV parse, average cpu per category over a sliding window "
+                     f"of {R} batches of {L} lines, sliding by one batch (Spate: "
+                     "reduceByKeyAndWindow AVG; DuckDB: a self-join of per-batch partials)")
         self.notes.append("GoAccess only analyses web logs: it cannot express word count, YSB "
                           "or cluster monitoring; it joins with the log-analytics job.")
-        self.notes.append("YSB and cluster monitoring here are the per-batch parts: the 10 s "
-                          "YSB windows are event-time windows computed as part of the key; "
-                          "Spark-style sliding windows (cluster monitoring's sliding average, "
-                          "window cases of the operator table) are pending "
-                          "sp_stream_window / bench/windows.c.")
+        self.notes.append("YSB in Spate: flatMap (JSON fields) -> event time on event_time -> "
+                          "filter views -> map ad_id -> flatMap (join to the campaign table) -> "
+                          "reduceByKeyAndWindow(SUM, 10 s, 10 s) (tumbling, epoch-aligned "
+                          "event-time windows). Cluster monitoring in Spate: "
+                          "reduceByKeyAndWindow(AVG, 10 batches, 1 batch).")
 
-    # ------------------------------------------------------------------ windows (optional)
+    def ysb_parse(self, ysb, n):
+        """The YSB job's JSON parse alone (text lines -> flatMap of the three fields -> count),
+        one thread and all threads: the parse rate per core beside ysb-columnar."""
+        nbytes = os.path.getsize(ysb)
+        for t in sorted({1, self.nproc}):
+            env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(t))
+            cmd = [self.prog("jobs_bench"), "ysbparse", ysb, "--threads", str(t)]
+            try:
+                subprocess.run(cmd, env=env, capture_output=True, timeout=600, check=True)
+                secs, ok = [], True
+                for _ in range(self.reps):
+                    p = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                       timeout=600, check=True)
+                    j = json.loads(p.stdout.strip().splitlines()[-1])
+                    secs.append(j["run_s"])
+                    ok = ok and j["rows"] == n
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as e:
+                secs, ok = [], False
+                self.log(f"ysbparse failed: {e}")
+            r = self.job_row("ysb-jsonl parse only", "spate-opencl", t, n, nbytes, secs, ok,
+                             timed="sp_context_run: read the file (page cache), split lines, "
+                             "flatMap extracting ad_id, event_type, event_time; count()",
+                             device=self.device)
+            if secs:
+                r["parse_bytes_per_s_per_core"] = nbytes / min(secs) / t
+                self.notes.append(f"YSB JSON-lines parse, {t} thread(s): "
+                                  f"{nbytes / min(secs) / t / 1e9:.2f} GB/s per core "
+                                  f"({nbytes / min(secs) / 1e9:.2f} GB/s in all).")
+
+    # ------------------------------------------------------------------ windows
     def windows(self):
+        """window_check (public API, panes against the naive recompute on the same input,
+        every window compared) gives the checked rows; bench/windows (pane internals, ms per
+        slide) gives the operator-level rows, marked checked where window_check checked the
+        same aggregate, key count and W/S."""
+        checked = {}  # (agg, keys, ratio) -> correct
+        exe = self.prog("window_check")
+        if os.path.exists(exe):
+            self.log("window_check")
+            try:
+                p = subprocess.run([exe] + (["--quick"] if self.quick else []),
+                                   capture_output=True, text=True,
+                                   timeout=120 if self.quick else 900)
+                for line in p.stdout.splitlines():
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue
+                    r["threads"] = self.nproc
+                    r["device"] = self.device
+                    self.add(r)
+                    f = r["case"].split()  # window job AGG keys=K W/S=R
+                    key = (f[2], f[3].split("=")[1], f[4].split("=")[1])
+                    checked[key] = checked.get(key, True) and r["correct"] is True
+                if p.returncode not in (0, 1):
+                    self.failed = True
+                    self.log(f"window_check exited {p.returncode}: {p.stderr[-1000:]}")
+            except subprocess.TimeoutExpired:
+                self.failed = True
+                self.log("window_check timed out")
+        else:
+            self.notes.append("bench/window_check was not built: window results not checked.")
         exe = self.prog("windows")
         if not os.path.exists(exe):
-            self.notes.append("Sliding-window cases: pending (bench/windows.c not built yet).")
+            self.notes.append("Sliding-window operator cases: bench/windows.c not built.")
             return
         self.log("windows")
         try:
             p = subprocess.run([exe] + (["--quick"] if self.quick else []),
-                               capture_output=True, text=True, timeout=30 if self.quick else 600)
+                               capture_output=True, text=True, timeout=60 if self.quick else 600)
         except subprocess.TimeoutExpired:
             self.notes.append("Sliding-window cases: windows timed out; not reported.")
             return
@@ -365,18 +446,29 @@ class Suite:
                 self.add(r)
                 n += 1
         if n == 0:
-            n = self.windows_table(p.stdout)
+            n = self.windows_table(p.stdout, checked)
         if p.returncode != 0:
             self.failed = True
             self.log(f"windows exited {p.returncode}: {p.stderr[-1000:]}")
         if n == 0:
             self.notes.append("Sliding-window cases: bench/windows printed nothing the suite "
                               "can read; pending.")
+        else:
+            self.notes.append(
+                "Window rows: 'window slide' rows are bench/windows (pane internals on u32 keys "
+                "in memory, one slide = a batch into a pane, the slide, a pass over the "
+                "window's keys; no generator, no output batch); they are marked checked where "
+                "bench/window_check ran the same aggregate (invertible and naive: SUM; "
+                "two-stacks: MAX), key count and W/S through the public API on the pane path "
+                "and the naive recompute and every window agreed. 'window job' rows are "
+                "window_check's own per-slide times (generator batch and output batch "
+                "included; net_s_median in latest.json subtracts the generator).")
 
-    def windows_table(self, text):
+    def windows_table(self, text, checked):
         """Reads windows' text table (a header naming 'keys', 'W/S' and the paths, then rows
-        of numbers in ms per slide, 'skipped' where a case did not run). Its results are not
-        checked here, so these rows have correct = null."""
+        of numbers in ms per slide, 'skipped' where a case did not run). windows itself checks
+        nothing: a row is correct when window_check agreed on the same case (checked), else
+        null (n/c)."""
         import re
         lines = text.splitlines()
         rows_per_slide = None
@@ -401,13 +493,157 @@ class Suite:
                      "device": self.device, "threads": self.nproc, "records": rows_per_slide,
                      "bytes": None, "seconds_min": ms / 1e3, "seconds_median": None,
                      "records_per_s": rows_per_slide / (ms / 1e3) if rows_per_slide and ms
-                     else None, "limit_ratio": None, "correct": None,
-                     "note": "from bench/windows (ms per slide); result not checked here",
+                     else None, "limit_ratio": None,
+                     "correct": checked.get(("max" if path == "two-stacks" else "sum", f[0],
+                                             f[1])),
+                     "note": "from bench/windows (ms per slide); checked by window_check on "
+                     "the same aggregate, keys and W/S through the public API",
                      "timed": "one slide: a batch into a pane, the slide, a pass over the "
                      "window's keys"}
                 self.add(r)
                 n += 1
         return n
+
+    # ------------------------------------------------------------------ stream join
+    def join(self):
+        exe = self.prog("join_bench")
+        if not os.path.exists(exe):
+            self.notes.append("bench/join_bench was not built: no stream-join rows.")
+            return
+        cases = [[]] if self.quick else [["--rows", str(1 << 20), "--keys", str(1 << 20)],
+                                         ["--rows", str(1 << 18), "--keys", str(1 << 16)]]
+        for extra in cases:
+            self.log(f"stream join {' '.join(extra)}")
+            try:
+                p = subprocess.run([exe] + (["--quick"] if self.quick else []) + extra,
+                                   capture_output=True, text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                self.failed = True
+                self.log("join_bench timed out")
+                continue
+            rows = []
+            for line in p.stdout.splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    pass
+            if p.returncode not in (0, 1) or len(rows) != 2:
+                self.failed = True
+                self.log(f"join_bench exited {p.returncode}: {p.stderr[-1000:]}")
+            base = next((r["records_per_s"] for r in rows if r["system"] == "reference-c"), 0)
+            for r in rows:
+                if r["system"] != "reference-c":
+                    r["threads"] = self.nproc
+                    if base and r["records_per_s"]:
+                        r["vs_best_c"] = r["records_per_s"] / base
+                self.add(r)
+        self.notes.append("Stream join: the C hash join runs on one thread; Spate's join "
+                          "(a host operator) on all executors, its time per batch includes the "
+                          "two generator batches (generator_s_median: the generators alone) and "
+                          "its output batch; × best C compares the two as they are.")
+
+    # ------------------------------------------------------------------ merged rows
+    def logs(self):
+        """The log-analytics job's rows come from bench/logs.py (its own benchmark): a quick
+        run runs it with --quick; every run merges logs.json (its rows, the suite's format)
+        from the output directory, or else from bench/results/."""
+        script = os.path.join(HERE, "logs.py")
+        if self.quick and os.path.exists(script):
+            self.log("logs.py --quick")
+            try:
+                p = subprocess.run([sys.executable, script, "--quick"], capture_output=True,
+                                   text=True, timeout=45)
+                if p.returncode != 0:
+                    self.notes.append(f"bench/logs.py --quick exited {p.returncode}; its rows "
+                                      "may be missing or stale.")
+                    self.log(f"logs.py: {p.stderr[-800:]}")
+            except (subprocess.TimeoutExpired, OSError) as e:
+                self.notes.append(f"bench/logs.py --quick did not finish ({e}).")
+        self.merge_rows("logs.json", "log-analytics rows from bench/logs.py")
+        if not self.quick:
+            self.merge_rows("soak.json", "resident memory over a long run (bench/run --soak)")
+
+    def merge_rows(self, name, what):
+        path = os.path.join(self.a.out, name)
+        if not os.path.exists(path):
+            path = os.path.join(HERE, "results", name)
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+            rows = doc["rows"] if isinstance(doc, dict) else doc
+            n = 0
+            for r in rows:
+                if isinstance(r, dict) and "case" in r and "system" in r:
+                    self.add(dict(r))
+                    n += 1
+            for note in (doc.get("notes", []) if isinstance(doc, dict) else []):
+                self.notes.append(note)
+            self.notes.append(f"Merged {n} {what} ({os.path.relpath(path, ROOT)}).")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.notes.append(f"{os.path.relpath(path, ROOT)} could not be read ({e}); "
+                              "its rows are left out.")
+
+    # ------------------------------------------------------------------ soak (separate mode)
+    def soak(self, minutes):
+        """A generator job at full speed for `minutes` (reduceByKey and a sliding
+        reduceByKeyAndWindow over 100 K string keys, 100 K records per batch); VmRSS of the
+        process sampled every few seconds. Goal: the RSS at the end within 10% of the RSS
+        after one minute. Writes soak.json (rows in the suite's format) to the output
+        directory; the full run merges it."""
+        secs = minutes * 60
+        every = 5.0
+        cmd = [self.prog("jobs_bench"), "soak", "--seconds", str(secs), "--per-batch", "100000",
+               "--keys", "100000"]
+        self.log(f"soak: {minutes} min, RSS every {every:.0f} s")
+        t0 = time.time()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        samples = []
+        while p.poll() is None:
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            samples.append((time.time() - t0, int(line.split()[1]) * 1024))
+            except OSError:
+                pass
+            time.sleep(every)
+        out, err = p.communicate()
+        ok = p.returncode == 0
+        try:
+            j = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            j, ok = {}, False
+        if not ok:
+            self.log(f"soak job failed ({p.returncode}): {err[-1000:]}")
+        at1 = next((r for t, r in samples if t >= 60), None)
+        end = samples[-1][1] if samples else None
+        ratio = end / at1 if at1 and end else None
+        rows_done = j.get("rows", 0)
+        r = self.job_row(f"soak {minutes} min, RSS end / RSS at 1 min", "spate-opencl",
+                         self.nproc, rows_done, 0, [j["run_s"]] if j else [], ok,
+                         timed="generator at full speed -> reduceByKey + reduceByKeyAndWindow "
+                         "(10 s / 1 s) over 100 K string keys, 100 K records per batch; VmRSS "
+                         f"every {every:.0f} s", device=self.device)
+        r["limit_ratio"] = ratio
+        r["rss_at_1min_bytes"] = at1
+        r["rss_end_bytes"] = end
+        r["rss_max_sampled_bytes"] = max((x for _, x in samples), default=None)
+        r["rss_samples"] = [[round(t, 1), x] for t, x in samples]
+        r["batches"] = j.get("batches")
+        r["goal_met"] = ratio is not None and ratio <= 1.10
+        if ratio:
+            self.notes.append(
+                f"Soak ({minutes} min, {j.get('batches')} batches, "
+                f"{rows_done / max(1e-9, j.get('run_s', 1)) / 1e6:.1f} M records/s): RSS "
+                f"{at1 / 2**20:.0f} MiB after 1 min, {end / 2**20:.0f} MiB at the end: "
+                f"ratio {ratio:.3f} (goal <= 1.10: {'met' if ratio <= 1.10 else 'missed'}).")
+        os.makedirs(self.a.out, exist_ok=True)
+        with open(os.path.join(self.a.out, "soak.json"), "w") as f:
+            json.dump({"machine": self.machine(), "rows": [r], "notes": self.notes[-1:]}, f,
+                      indent=1)
+        return ok
 
     # ------------------------------------------------------------------ output
     def machine(self):
@@ -592,12 +828,19 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--out")
     ap.add_argument("--reps", type=int, default=0)
-    ap.add_argument("--only", default="ops,overheads,jobs,windows")
+    ap.add_argument("--only", default=ALL_PARTS)
+    ap.add_argument("--soak", type=float, nargs="?", const=10.0, metavar="MINUTES",
+                    help="only the long resident-memory run (default 10 minutes)")
     a = ap.parse_args()
     if not a.out:
         a.out = os.path.join(HERE, "results", "quick" if a.quick else "")
     t0 = time.time()
     s = Suite(a)
+    if a.soak is not None:
+        ok = s.soak(a.soak)
+        shutil.rmtree(s.tmp, ignore_errors=True)
+        print("\n".join(s.notes))
+        return 0 if ok else 1
     only = a.only.split(",")
     try:
         if "ops" in only:
@@ -608,13 +851,17 @@ def main():
             s.jobs()
         if "windows" in only:
             s.windows()
+        if "join" in only:
+            s.join()
+        if "logs" in only:
+            s.logs()
     except subprocess.TimeoutExpired as e:
         s.failed = True
         s.log(f"timed out: {e.cmd}")
     finally:
         shutil.rmtree(s.tmp, ignore_errors=True)
     md = s.write(time.time() - t0)
-    if not a.quick and only == ["ops", "overheads", "jobs", "windows"]:
+    if not a.quick and only == ALL_PARTS.split(","):
         update_readme(md)
     print(md)
     s.log(f"done in {time.time() - t0:.0f} s; results in {a.out}")

@@ -11,8 +11,16 @@
  * fills the window (W/S slides), then times a few slides; it prints ms per slide. Two-stacks
  * keeps one dense aggregate per front pane: cases whose memory (front panes x live keys x 16
  * bytes) would exceed the budget are skipped and say so. --quick: N = 4096, keys 16 and 64 Ki,
- * naive only up to W/S = 100. */
+ * naive only up to W/S = 100.
+ *
+ * --lambda: a general reduce lambda without an inverse, reduceByKeyAndWindow((a, b) => a * b,
+ * R s, 1 s) through the public API (a flat-out generator of N rows per batch, string keys), on
+ * the host two-stacks route against naive_windows (the recompute, which was the only route
+ * of general lambdas before); ms per slide over the last slides, the window full, including
+ * the generator's batch and building the output. W/S 1, 10, 100 (and 1000 without --quick,
+ * where the naive run stops at 100). */
 #include "ops/panes_int.h"
+#include "spate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,26 +125,104 @@ out:
     return best;
 }
 
+/* ------------------------------------------------------------- general lambda (C API) */
+
+typedef struct lam_clock {
+    int64_t batches, from;
+    double t0, t1;
+    int64_t rows;
+} lam_clock;
+
+static int lam_tick(void *ud, const sp_batch *b)
+{
+    lam_clock *c = ud;
+    c->batches++;
+    c->rows += (int64_t)sp_batch_count(b);
+    if (c->batches == c->from) c->t0 = now_ms();
+    c->t1 = now_ms();
+    return 0;
+}
+
+/* ms per slide of reduceByKeyAndWindow(a * b, R s, 1 s) over n rows per batch, K keys. */
+static double run_lambda(int naive, uint64_t K, int R, size_t n, int64_t *rows)
+{
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.batch_ms = 1000;
+    cfg.status_line = 0;
+    cfg.naive_windows = naive;
+    int timed = R >= 100 ? 10 : 20;
+    cfg.max_batches = R + timed;
+    sp_context *ctx = NULL;
+    if (sp_context_new(&cfg, &ctx)) return -1;
+    sp_generator_opts g = {0};
+    g.seed = 7;
+    g.keys = K;
+    g.string_keys = 1;
+    g.value_max = 1000;
+    g.per_batch = n;
+    lam_clock c = {0, R + 1, 0, 0, 0};
+    sp_stream *gen = sp_generator(ctx, &g);
+    sp_expr *f = sp_expr_binop(ctx, SP_OP_MUL, sp_expr_arg(ctx, 0), sp_expr_arg(ctx, 1));
+    sp_stream *r =
+        gen ? sp_stream_reduce_by_key_and_window(gen, f, NULL, (int64_t)R * 1000, 1000, NULL)
+            : NULL;
+    double ms = -1;
+    if (r && !sp_stream_foreach_rdd(r, lam_tick, &c) && !sp_context_run(ctx) && c.batches > c.from)
+        ms = (c.t1 - c.t0) / (double)(c.batches - c.from);
+    else
+        fprintf(stderr, "lambda: %s\n", sp_context_errmsg(ctx));
+    *rows = c.rows;
+    sp_context_free(ctx);
+    return ms;
+}
+
+static int main_lambda(int quick, size_t n)
+{
+    const uint64_t key_counts[] = {16, 65536};
+    const int ratios[] = {1, 10, 100, 1000};
+    printf("reduceByKeyAndWindow((a, b) => a * b, R s, 1 s), %zu rows per batch; ms per slide\n",
+           n);
+    printf("%8s %6s %12s %12s\n", "keys", "W/S", "two-stacks", "naive");
+    for (int ki = 0; ki < 2; ki++)
+        for (int ri = 0; ri < (quick ? 3 : 4); ri++) {
+            int R = ratios[ri];
+            int64_t r1 = 0, r2 = 0;
+            double ts = run_lambda(0, key_counts[ki], R, n, &r1);
+            double nv = R <= 100 ? run_lambda(1, key_counts[ki], R, n, &r2) : -2;
+            printf("%8llu %6d %12.3f", (unsigned long long)key_counts[ki], R, ts);
+            if (nv > -2)
+                printf(" %12.3f%s\n", nv, r1 == r2 ? "" : "  (row counts differ!)");
+            else
+                printf(" %12s\n", "skipped");
+            fflush(stdout);
+        }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int quick = 0, naive_only = 0, strategy = 0;
+    int quick = 0, naive_only = 0, strategy = 0, lambda = 0;
     size_t n = 16384;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--naive-windows"))
             naive_only = 1;
+        else if (!strcmp(argv[i], "--lambda"))
+            lambda = 1;
         else if (!strcmp(argv[i], "--strategy") && i + 1 < argc)
             strategy = !strcmp(argv[++i], "gpu") ? DEV_STRATEGY_GPU : DEV_STRATEGY_CPU;
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc)
             n = (size_t)strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: windows [--quick] [--naive-windows] [--strategy cpu|gpu] "
-                            "[--rows N]\n");
+            fprintf(stderr, "usage: windows [--quick] [--naive-windows] [--lambda] "
+                            "[--strategy cpu|gpu] [--rows N]\n");
             return 2;
         }
     }
     if (quick) n = 4096;
+    if (lambda) return main_lambda(quick, n);
     sp_diag d = {0};
     sp_topo *topo = NULL;
     sp_arena *ar = NULL;

@@ -1,7 +1,9 @@
 /* scan.cl — prefix sums and stream compaction, in three passes over P parts:
  *   1. count:  each part sums its input into totals[part];
- *   2. totals: exclusive scan of totals[0..P) in place, totals[P] = the grand total;
- *   3. write:  each part scans its input again, starting at totals[part], and writes.
+ *   2. totals: exclusive scan of totals[0..P) in place, totals[P] = the grand total
+ *              (scan_totals on the GPU strategy; the host does it on the CPU strategy);
+ *   3. write:  each part scans its input again, starting at totals[part], and writes
+ *              (branch-free on the CPU strategy).
  * Parts. SP_STRATEGY_CPU: a part is one work-item's contiguous chunk (sp_chunk over the global
  * size), walked sequentially: no barriers, no atomics. SP_STRATEGY_GPU: a part is one
  * work-group's tile of get_local_size(0) * items elements, read in `items` rounds with
@@ -9,7 +11,8 @@
  * Inputs: u8 flags (compaction: out receives the indices i of non-zero flags, ascending) or
  * u32 counts (exclusive scan into n + 1 u64 offsets).
  * Preconditions. GPU: the local size is a power of two and `tmp` holds one ulong per
- * work-item; scan_totals runs as one work-group. CPU: scan_totals runs as one work-item.
+ * work-item; scan_totals runs as one work-group. CPU: scan_totals (kept for callers that scan
+ * on the device) runs as one work-item.
  * Compaction needs n < 2^32. */
 
 #ifdef SP_STRATEGY_GPU
@@ -79,7 +82,22 @@ inline ulong sp_wg_sum(__local ulong *tmp, ulong v)
 #define SP_FLAG(x) ((x) != 0 ? 1UL : 0UL)
 #define SP_COUNT(x) ((ulong)(x))
 
+#ifdef SP_STRATEGY_CPU
+/* Flags have their own CPU pass 1: a 32-bit count (a part of a compaction holds fewer than
+ * 2^32 flags) lets LLVM vectorise the loop with byte-to-word widening only. */
+__kernel void scan_count_flags(__global const uchar *restrict in, ulong n, ulong items,
+                               __global ulong *restrict totals, __local ulong *tmp)
+{
+    ulong c = get_global_id(0), b, e;
+    sp_chunk(n, c, get_global_size(0), &b, &e);
+    uint s = 0;
+    for (ulong i = b; i < e; i++)
+        s += in[i] != 0;
+    totals[c] = s;
+}
+#else
 SCAN_COUNT(scan_count_flags, uchar, SP_FLAG)
+#endif
 SCAN_COUNT(scan_count_u32, uint, SP_COUNT)
 
 /* Pass 2: totals[0..P) → exclusive offsets, totals[P] = sum. */
@@ -109,17 +127,23 @@ __kernel void scan_totals(__global ulong *totals, ulong nparts, __local ulong *t
 }
 
 /* Pass 3, compaction: out[k] = k-th index with a non-zero flag. */
-__kernel void scan_write_flags(__global const uchar *flags, ulong n, ulong items,
-                               __global const ulong *totals, __global uint *out,
+__kernel void scan_write_flags(__global const uchar *restrict flags, ulong n, ulong items,
+                               __global const ulong *restrict totals, __global uint *restrict out,
                                __local ulong *tmp)
 {
 #ifdef SP_STRATEGY_CPU
+    /* Branch-free: every index is stored at o and o advances by its flag. The loop ends at
+     * the chunk's last set flag (found from the end: a few steps at any useful density), so
+     * no store reaches the next chunk's range. */
     ulong c = get_global_id(0), b, e;
     sp_chunk(n, c, get_global_size(0), &b, &e);
     ulong o = totals[c];
-    for (ulong i = b; i < e; i++)
-        if (flags[i])
-            out[o++] = (uint)i;
+    while (e > b && !flags[e - 1])
+        e--;
+    for (ulong i = b; i < e; i++) {
+        out[o] = (uint)i;
+        o += flags[i] != 0;
+    }
 #else
     ulong m = get_local_size(0), l = get_local_id(0), g = get_group_id(0);
     ulong start = g * m * items, base = totals[g];

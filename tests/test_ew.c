@@ -2,12 +2,14 @@
 /* test_ew.c — fused element-wise stages. Every device stage (CPU and GPU kernel strategies on
  * the same OpenCL device) is compared with the same chain run by the host evaluator, the
  * reference, on random inputs of sizes 0, 1, 63, 64, 65, 1000, 4097, 100003 split into
- * partitions; plus direct checks of a few values, row order, division by zero reporting, and
- * the host path for string concatenation. */
+ * partitions; plus direct checks of a few values, row order, division by zero reporting, the
+ * host path for string concatenation, uneven and empty partitions, more rows than the CPU
+ * strategy has chunks, and skipping failing rows (ew_stage_set_on_error). */
 #include "ops/ew_int.h"
 #include "support/testutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -419,7 +421,14 @@ static void test_explain(void **state)
         strbuf sb;
         sb_init(&sb, NULL);
         ew_stage_explain(st, &sb);
-        assert_non_null(strstr(sb.s, "__kernel void ew_stage"));
+        if (k == 0) {
+            assert_non_null(strstr(sb.s, "CPU strategy"));
+            assert_non_null(strstr(sb.s, "__kernel void ew_eval"));
+            assert_non_null(strstr(sb.s, "__kernel void ew_pack"));
+        } else {
+            assert_non_null(strstr(sb.s, "GPU strategy"));
+            assert_non_null(strstr(sb.s, "__kernel void ew_stage"));
+        }
         assert_non_null(strstr(sb.s, "sp_div_l"));
         fprintf(stderr, "---- generated (%s strategy) ----\n%s\n", strategy_name[k], sb.s);
         sb_free(&sb);
@@ -452,6 +461,185 @@ static void test_raw_strings_use_host(void **state)
     batch_release(got);
     batch_release(want);
     batch_release(in);
+    ew_stage_free(st);
+}
+
+/* Uneven partitions, some empty, and more rows than the CPU strategy has chunks: the output
+ * partition table must match the host's. */
+static void test_partitions(void **state)
+{
+    (void)state;
+    ew_step s[] = {
+        {EW_MAP, tup2(arg(), bin(SP_OP_MUL, arg(), lit(5)))},
+        {EW_FILTER, bin(SP_OP_GT, fld(arg(), 1), lit(0))},
+    };
+    ew_stage *host = mk_stage(NULL, "i64", 2, s);
+    ew_stage *dev[2] = {mk_stage(devs[0], "i64", 2, s), mk_stage(devs[1], "i64", 2, s)};
+    static const size_t ns[] = {10, 1000, 1000003};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        size_t n = ns[k];
+        sp_batch *in = mk_batch("i64", n, 99 + k, 1000);
+        /* 6 partitions: empty, tiny, empty, a third, the rest, empty at the end. */
+        size_t start[7] = {0, 0, n / 10 > 0 ? 1 : 0, n / 10 > 0 ? 1 : 0, n / 3, n, n};
+        unsigned nodes[6] = {0};
+        assert_int_equal(batch_set_parts(in, 6, start, nodes), 0);
+        sp_batch *want = run(host, in);
+        for (int d = 0; d < 2; d++) {
+            sp_batch *got = run(dev[d], in);
+            same_batch(got, want);
+            batch_release(got);
+        }
+        batch_release(want);
+        batch_release(in);
+    }
+    ew_stage_free(dev[0]);
+    ew_stage_free(dev[1]);
+    ew_stage_free(host);
+}
+
+/* Rejected rows, collected from any thread. */
+typedef struct rejects {
+    pthread_mutex_t mu;
+    size_t n, cap;
+    size_t *rows;
+    char last[256];
+    int fail_with; /* status the callback returns (0: accept) */
+} rejects;
+
+static int on_reject(void *ud, size_t row, const char *reason)
+{
+    rejects *r = ud;
+    pthread_mutex_lock(&r->mu);
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 64;
+        r->rows = realloc(r->rows, r->cap * sizeof *r->rows);
+    }
+    r->rows[r->n++] = row;
+    snprintf(r->last, sizeof r->last, "%s", reason);
+    pthread_mutex_unlock(&r->mu);
+    return r->fail_with;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_skip_div_zero(void **state)
+{
+    (void)state;
+    /* filter x => x % 7 != 3, then map x => (x, 100 / x): a zero that passes the filter is
+     * rejected; x == 3 rows never reach the division. */
+    sp_expr *x = arg();
+    ew_step s[] = {
+        {EW_FILTER, bin(SP_OP_NE, bin(SP_OP_MOD, x, lit(7)), lit(3))},
+        {EW_MAP, tup2(x, bin(SP_OP_DIV, lit(100), x))},
+    };
+    /* map only: x => 100 / x */
+    ew_step m[] = {{EW_MAP, bin(SP_OP_DIV, lit(100), x)}};
+    for (int chain = 0; chain < 2; chain++) {
+        for (int where = 0; where < 3; where++) {
+            ew_stage *st =
+                mk_stage(where < 2 ? devs[where] : NULL, "i64", chain ? 1 : 2, chain ? m : s);
+            rejects r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+            ew_stage_set_on_error(st, 1, on_reject, &r);
+            for (size_t k = 0; k < NSIZES; k++) {
+                sp_batch *in = mk_batch("i64", sizes[k], 300 + k, 20), *out = NULL;
+                sp_diag d = {0};
+                r.n = 0;
+                int rc = ew_stage_run(st, exec, in, &out, &d);
+                if (rc) fprintf(stderr, "ew_stage_run: %s\n", d.msg);
+                assert_int_equal(rc, SP_OK);
+                /* Expected survivors and rejects, in order. */
+                size_t j = 0, nrej = 0;
+                for (size_t i = 0; i < in->n; i++) {
+                    int64_t v = col_get_i64(&in->cols[0], i);
+                    if (!chain && v % 7 == 3) continue;
+                    if (v == 0) {
+                        assert_true(nrej < r.n);
+                        nrej++;
+                        continue;
+                    }
+                    assert_true(j < out->n);
+                    assert_int_equal(col_get_i64(&out->cols[0], j), chain ? 100 / v : v);
+                    if (!chain) assert_int_equal(col_get_i64(&out->cols[1], j), 100 / v);
+                    j++;
+                }
+                assert_int_equal(j, out->n);
+                assert_int_equal(out->part_start[out->nparts], out->n);
+                assert_int_equal(r.n, nrej);
+                qsort(r.rows, r.n, sizeof *r.rows, cmp_size);
+                for (size_t q = 0, i = 0; i < in->n; i++) {
+                    int64_t v = col_get_i64(&in->cols[0], i);
+                    if (v == 0 && (chain || v % 7 != 3)) assert_int_equal(r.rows[q++], i);
+                }
+                if (r.n) {
+                    assert_non_null(strstr(r.last, "stage 1: division by zero at row "));
+                    assert_non_null(strstr(r.last, ": 0"));
+                }
+                batch_release(out);
+                batch_release(in);
+            }
+            /* A callback that fails fails the run with its status. */
+            r.fail_with = SP_EIO;
+            sp_batch *in = mk_batch("i64", 1000, 7, 20), *out = NULL;
+            sp_diag d = {0};
+            assert_true(first_zero(in) != SIZE_MAX);
+            assert_int_equal(ew_stage_run(st, exec, in, &out, &d), SP_EIO);
+            assert_null(out);
+            assert_non_null(strstr(d.msg, "rejected row"));
+            batch_release(in);
+            /* Back to the default: the first failing row fails the run. */
+            ew_stage_set_on_error(st, 0, NULL, NULL);
+            in = mk_batch("i64", 1000, 7, 20);
+            assert_int_equal(ew_stage_run(st, exec, in, &out, &d), SP_ERUNTIME);
+            assert_null(out);
+            batch_release(in);
+            free(r.rows);
+            ew_stage_free(st);
+        }
+    }
+}
+
+static void test_skip_bad_number(void **state)
+{
+    (void)state;
+    /* (str,i64): map p => (p._1.toLong + p._2); strings that are not numbers are rejected. */
+    static const char *const texts[] = {"12", "x7", "-3", "", "40", "4.5", "7"};
+    sp_td *td = ty("(str,i64)");
+    sp_batch *in = NULL;
+    sp_diag d = {0};
+    assert_int_equal(batch_new(&env, td, 1000, &in, &d), SP_OK);
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(col_push_id(&in->cols[0], dict_intern(dict, texts[i], strlen(texts[i]))),
+                         0);
+        assert_int_equal(col_push_i64(&in->cols[1], i), 0);
+    }
+    in->n = 7;
+    assert_int_equal(batch_split_even(in, 2, NULL), 0);
+    ew_step s[] = {{EW_MAP, bin(SP_OP_ADD, cast(fld(arg(), 0), SP_I64), fld(arg(), 1))}};
+    ew_stage *st = mk_stage(devs[0], "(str,i64)", 1, s);
+    assert_false(ew_stage_on_device(st));
+    sp_batch *out = NULL;
+    assert_int_equal(ew_stage_run(st, exec, in, &out, &d), SP_ERUNTIME);
+    assert_null(out);
+    rejects r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    ew_stage_set_on_error(st, 1, on_reject, &r);
+    out = run(st, in);
+    static const int64_t want[] = {12 + 0, -3 + 2, 40 + 4, 7 + 6};
+    assert_int_equal(out->n, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(col_get_i64(&out->cols[0], i), want[i]);
+    assert_int_equal(r.n, 3);
+    qsort(r.rows, r.n, sizeof *r.rows, cmp_size);
+    assert_int_equal(r.rows[0], 1);
+    assert_int_equal(r.rows[1], 3);
+    assert_int_equal(r.rows[2], 5);
+    free(r.rows);
+    batch_release(out);
+    batch_release(in);
+    td_free(NULL, td);
     ew_stage_free(st);
 }
 
@@ -496,6 +684,9 @@ int main(void)
         cmocka_unit_test(test_guarded_div),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_raw_strings_use_host),
+        cmocka_unit_test(test_partitions),
+        cmocka_unit_test(test_skip_div_zero),
+        cmocka_unit_test(test_skip_bad_number),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     dev_close(devs[0]);

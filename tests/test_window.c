@@ -3,7 +3,10 @@
  * path keeping zero keys, filterFunc, countByWindow once an element arrived,
  * countByValueAndWindow dropping zeros), and random streams through the device panes checked
  * against the naive recompute (sp_config.naive_windows) for both kernel strategies. */
+#include "ops/lpanes_int.h"
+#include "ops/panes_int.h"
 #include "spate.h"
+#include "support/envfix.h"
 #include "support/testutil.h"
 
 #include <stdio.h>
@@ -387,10 +390,12 @@ static void test_explain_names_the_route(void **state)
     sp_stream *c = sp_stream_reduce_by_key_and_window(s, ADD(ctx), SUB(ctx), 2000, 1000, NULL);
     sp_stream *m = sp_stream_reduce_by_key_and_window(
         s, sp_expr_binop(ctx, SP_OP_MUL, A0(ctx), A1(ctx)), NULL, 2000, 1000, NULL);
+    sp_stream *g = sp_stream_group_by_key_and_window(s, 2000, 1000);
     assert_int_equal(sp_stream_print(a, 1), 0);
     assert_int_equal(sp_stream_print(b, 1), 0);
     assert_int_equal(sp_stream_print(c, 1), 0);
     assert_int_equal(sp_stream_print(m, 1), 0);
+    assert_int_equal(sp_stream_print(g, 1), 0);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -399,6 +404,7 @@ static void test_explain_names_the_route(void **state)
     assert_non_null(strstr(buf, "window += entering - leaving"));
     assert_non_null(strstr(buf, "two-stacks over panes"));
     assert_non_null(strstr(buf, "previous - leaving + entering on live keys"));
+    assert_non_null(strstr(buf, "host two-stacks over panes of 1000 ms"));
     assert_non_null(strstr(buf, "recomputed"));
     free(buf);
     sp_context_free(ctx);
@@ -414,15 +420,30 @@ typedef enum rop {
     R_AGG_AVG,
     R_LAMBDA_SUM,
     R_LAMBDA_MAX,
+    R_LAMBDA_MUL,   /* general lambdas: host two-stacks (wrapping products) */
+    R_LAMBDA_LAST,  /* (a, b) => b: associative, not commutative (order matters) */
+    R_LAMBDA_TUPLE, /* tuple-valued: (a, b) => (a._1 * b._1, b._2) over (v, v) */
     R_INVERSE,
     R_INVERSE_FILTER,
     R_COUNT_BY_VALUE,
     R_COUNT_BY_WINDOW,
     R_REDUCE_BY_WINDOW,
     R_REDUCE_BY_WINDOW_INV,
+    R_REDUCE_BY_WINDOW_MUL,
+    R_REDUCE_BY_WINDOW_TUPLE,
     R_WINDOW,
     R_OPS
 } rop;
+
+#define MUL(ctx) sp_expr_binop(ctx, SP_OP_MUL, A0(ctx), A1(ctx))
+
+/* (a, b) => (a._1 * b._1, b._2) */
+static sp_expr *tuple_fn(sp_context *ctx)
+{
+    sp_expr *p = sp_expr_binop(ctx, SP_OP_MUL, sp_expr_field(ctx, A0(ctx), 0),
+                               sp_expr_field(ctx, A1(ctx), 0));
+    return sp_expr_tuple2(ctx, p, sp_expr_field(ctx, A1(ctx), 1));
+}
 
 static sp_stream *make_op(sp_context *ctx, sp_stream *s, rop op, int64_t W, int64_t S)
 {
@@ -440,6 +461,14 @@ static sp_stream *make_op(sp_context *ctx, sp_stream *s, rop op, int64_t W, int6
         return sp_stream_reduce_by_key_and_window(s, ADD(ctx), NULL, W, S, NULL);
     case R_LAMBDA_MAX:
         return sp_stream_reduce_by_key_and_window(s, mx, NULL, W, S, NULL);
+    case R_LAMBDA_MUL:
+        return sp_stream_reduce_by_key_and_window(s, MUL(ctx), NULL, W, S, NULL);
+    case R_LAMBDA_LAST:
+        return sp_stream_reduce_by_key_and_window(s, A1(ctx), NULL, W, S, NULL);
+    case R_LAMBDA_TUPLE: {
+        sp_stream *p = sp_stream_map_values(s, sp_expr_tuple2(ctx, A0(ctx), A0(ctx)));
+        return sp_stream_reduce_by_key_and_window(p, tuple_fn(ctx), NULL, W, S, NULL);
+    }
     case R_INVERSE:
         return sp_stream_reduce_by_key_and_window(s, ADD(ctx), SUB(ctx), W, S, NULL);
     case R_INVERSE_FILTER:
@@ -454,6 +483,14 @@ static sp_stream *make_op(sp_context *ctx, sp_stream *s, rop op, int64_t W, int6
     case R_REDUCE_BY_WINDOW_INV:
         return sp_stream_reduce_by_window(sp_stream_map(s, sp_expr_field(ctx, A0(ctx), 1)),
                                           ADD(ctx), SUB(ctx), W, S);
+    case R_REDUCE_BY_WINDOW_MUL:
+        return sp_stream_reduce_by_window(sp_stream_map(s, sp_expr_field(ctx, A0(ctx), 1)),
+                                          MUL(ctx), NULL, W, S);
+    case R_REDUCE_BY_WINDOW_TUPLE:
+        return sp_stream_reduce_by_window(
+            sp_stream_map(s, sp_expr_tuple2(ctx, sp_expr_field(ctx, A0(ctx), 1),
+                                            sp_expr_field(ctx, A0(ctx), 1))),
+            tuple_fn(ctx), NULL, W, S);
     default:
         return sp_stream_window(s, W, S);
     }
@@ -524,6 +561,139 @@ static void test_random_panes_against_naive(void **state)
     }
 }
 
+/* ---------------------------------------------------------- host two-stacks, directly */
+
+static void test_lambda_panes_constant_merges_per_slide(void **state)
+{
+    (void)state;
+    /* The lambda route's cost: list merges per slide stay at most 3 amortised whatever W/S is
+     * (W/S = 1, 10, 100), and the window equals the product of its panes' values per key. */
+    sp_context *ctx = new_ctx(1, 0, 0);
+    sp_allocator al = {0};
+    sp_td *v = td_leaf(&al, SP_I64);
+    td_layout(v, 0);
+    expr_typed *f = NULL;
+    sp_diag d = {0};
+    assert_int_equal(expr_compile(MUL(ctx), &al, v, v, &f, &d), SP_OK);
+    const int ratios[] = {1, 10, 100};
+    for (int r = 0; r < 3; r++) {
+        int R = ratios[r];
+        lpanes *p = NULL;
+        assert_int_equal(lpanes_new(&al, f, &p, &d), SP_OK);
+        uint64_t merges0 = 0;
+        int total = 4 * R + 20, timed_from = 2 * R + 10;
+        for (int k = 0; k < total; k++) {
+            /* pane k: keys 0..7 (key 7 only on even panes), value k + key + 1 */
+            uint32_t ids[16];
+            expr_val vals[16];
+            int n = 0;
+            for (uint32_t key = 0; key < 8; key++) {
+                if (key == 7 && k % 2) continue;
+                ids[n] = key;
+                vals[n++] = (expr_val){.t = SP_I64, .u.i = k + (int64_t)key + 1};
+            }
+            assert_int_equal(lpanes_add(p, ids, vals, (size_t)n, &d), SP_OK);
+            assert_int_equal(lpanes_close(p, k, &d), SP_OK);
+            if (k == timed_from) {
+                lpanes_stats st;
+                lpanes_stats_get(p, &st);
+                merges0 = st.merges;
+            }
+            assert_int_equal(lpanes_slide(p, k + 1 - R, k + 1, &d), SP_OK);
+            lpanes_view w;
+            lpanes_view_get(p, &w);
+            int lo = k + 1 - R < 0 ? 0 : k + 1 - R;
+            assert_int_equal(w.n, (lo == k && k % 2) ? 7 : 8);
+            for (size_t j = 0; j < w.n; j++) {
+                int64_t want = 1;
+                for (int q = lo; q <= k; q++)
+                    if (w.ids[j] != 7 || q % 2 == 0)
+                        want = (int64_t)((uint64_t)want * (uint64_t)(q + (int64_t)w.ids[j] + 1));
+                assert_int_equal(w.ids[j], j);
+                assert_true(w.vals[j].u.i == want);
+            }
+        }
+        lpanes_stats st;
+        lpanes_stats_get(p, &st);
+        assert_int_equal(st.panes, (size_t)R);
+        /* at most: the entering pane into B, the result, one flip entry per slide */
+        assert_true(st.merges - merges0 <= 3 * (uint64_t)(total - timed_from));
+        assert_true(st.entries <= (size_t)(3 * R + 2) * 8);
+        lpanes_free(p);
+    }
+    expr_typed_free(&al, f);
+    td_free(&al, v);
+    sp_context_free(ctx);
+}
+
+/* ------------------------------------------------------------ slots of rotating keys */
+
+/* Key set rotates: pane k holds keys 100k .. 100k+99 (ids grow without bound), a window of 3
+ * panes. Slots, the id table and the retained entries stay bounded by panes x live keys; on
+ * the inverse path keys whose value went back to 0 are removed (as a filter does). */
+static void rotate_keys(sp_dev *dev, sp_arena *ar, panes_mode mode, sp_agg agg)
+{
+    panes *p = NULL;
+    sp_diag d = {0};
+    panes_cfg c = {dev, ar, NULL, mode, agg, SP_I64};
+    assert_int_equal(panes_new(&c, &p, &d), SP_OK);
+    uint32_t ids[100], drop[400];
+    int64_t vals[100];
+    for (int64_t k = 0; k < 150; k++) {
+        for (int i = 0; i < 100; i++) {
+            ids[i] = (uint32_t)(k * 100 + i);
+            vals[i] = 1 + i;
+        }
+        assert_int_equal(panes_add(p, ids, vals, 100, &d), SP_OK);
+        assert_int_equal(panes_close(p, k, &d), SP_OK);
+        if (mode == PANES_INVERSE)
+            assert_int_equal(panes_slide_inverse(p, k - 3, k - 2, k, k + 1, &d), SP_OK);
+        else
+            assert_int_equal(panes_slide(p, k - 2, k + 1, &d), SP_OK);
+        panes_view v;
+        assert_int_equal(panes_view_get(p, &v, &d), SP_OK);
+        size_t present = 0, ndrop = 0;
+        for (uint32_t sl = 0; sl < v.nslots; sl++) {
+            if (v.slot_id[sl] == UINT32_MAX || v.cnt[sl] <= 0) continue;
+            int64_t a = ((const int64_t *)v.acc)[sl];
+            if (mode == PANES_INVERSE && a == 0)
+                drop[ndrop++] = sl;
+            else
+                present++;
+        }
+        assert_int_equal(present, (size_t)(k < 2 ? k + 1 : 3) * 100);
+        assert_int_equal(panes_remove(p, drop, ndrop, &d), SP_OK);
+        panes_stats st;
+        panes_stats_get(p, &st);
+        assert_true(st.live <= 400);
+        assert_true(st.slots <= 500);
+        assert_true(st.map_cap <= 1024);
+        assert_true(st.entries <= 400);
+        assert_true(st.panes <= 4);
+    }
+    panes_stats st;
+    panes_stats_get(p, &st);
+    assert_int_equal(st.live, 300);
+    assert_true(st.cap <= 1024);
+    panes_free(p);
+}
+
+static void test_rotating_keys_keep_bounded_slots(void **state)
+{
+    fixture *f = *state;
+    sp_dev *dev = NULL;
+    dev_opts o = {NULL, 1, NULL, 0, NULL, NULL};
+    sp_diag d = {0};
+    assert_int_equal(dev_open(&o, &dev, &d), SP_OK);
+    for (int k = 0; k < 2; k++) {
+        sp_dev *x = k ? dev : NULL;
+        rotate_keys(x, f->arena, PANES_INVERTIBLE, SP_AGG_SUM);
+        rotate_keys(x, f->arena, PANES_TWO_STACKS, SP_AGG_MAX);
+        rotate_keys(x, f->arena, PANES_INVERSE, SP_AGG_SUM);
+    }
+    dev_close(dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +710,8 @@ int main(void)
         cmocka_unit_test(test_inverse_with_window_shorter_than_slide),
         cmocka_unit_test(test_explain_names_the_route),
         cmocka_unit_test(test_random_panes_against_naive),
+        cmocka_unit_test(test_lambda_panes_constant_merges_per_slide),
+        cmocka_unit_test_setup_teardown(test_rotating_keys_keep_bounded_slots, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,9 @@ static void usage(FILE *f)
           "  --device-mem-limit B  cap one device buffer at B bytes\n"
           "  --strategy cpu|gpu    force the kernel shape\n"
           "  --on-error fail|skip  a row whose lambda fails: fail the job (default) or skip it\n"
-          "  --rejects FILE        where skipped rows go (with --on-error skip)\n",
+          "  --rejects FILE        rejected input: lines that do not parse, late records, and\n"
+          "                        rows skipped with --on-error skip\n"
+          "  --arg NAME=VALUE      the value of arg(\"NAME\", ...) in a job script (repeatable)\n",
           f);
 }
 
@@ -51,6 +53,9 @@ typedef struct cli {
     const char *cmd;
     const char *arg;
     const char *inline_text; /* run -e TEXT */
+    const char *args[64];    /* --arg NAME=VALUE */
+    int nargs;
+    int batch_lines_set;
 } cli;
 
 static int parse_long(const char *opt, const char *v, long long lo, long long *out)
@@ -92,6 +97,7 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--batch-lines")) {
             if (parse_long(a, v, 0, &x)) return -1;
             c->cfg.batch_lines = (size_t)x;
+            c->batch_lines_set = 1;
             i++;
         } else if (!strcmp(a, "--print")) {
             if (parse_long(a, v, 0, &x)) return -1;
@@ -103,6 +109,14 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--device-mem-limit")) {
             if (parse_long(a, v, 1, &x)) return -1;
             c->cfg.device_mem_limit = (uint64_t)x;
+            i++;
+        } else if (!strcmp(a, "--arg") && v) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || c->nargs == 64) {
+                fprintf(stderr, "spate: --arg takes NAME=VALUE, got '%s'\n", v);
+                return -1;
+            }
+            c->args[c->nargs++] = v;
             i++;
         } else if (!strcmp(a, "-e") && v) {
             c->inline_text = v;
@@ -252,7 +266,18 @@ static int run_script(cli *c, int explain)
     int status = 2, rc = script_load(name, dir[0] ? dir : NULL, text, stderr, &sc);
     free(text);
     if (rc) goto out;
-    if (c->cfg.batch_lines == (size_t)-1) c->cfg.batch_lines = 0;
+    for (int i = 0; i < c->nargs; i++) {
+        const char *eq = strchr(c->args[i], '=');
+        char an[256];
+        snprintf(an, sizeof an, "%.*s", (int)(eq - c->args[i]), c->args[i]);
+        if ((rc = script_set_arg(sc, an, eq + 1))) {
+            fprintf(stderr, "spate: %s\n", sp_strerror(rc));
+            goto out;
+        }
+    }
+    /* Event time replays files as fast as they can be read, in bounded arrival batches;
+     * otherwise a file is one batch (the batch-clock scripts' Spark-like behaviour). */
+    if (!c->batch_lines_set) c->cfg.batch_lines = script_event_time(sc) ? 65536 : 0;
     if (script_batch_ms(sc) > 0) c->cfg.batch_ms = script_batch_ms(sc);
     if (c->cfg.on_error_skip && c->cfg.rejects_path) {
         rejects = fopen(c->cfg.rejects_path, "w");

@@ -7,8 +7,10 @@
  *
  * The state lives in columnar form: the previous output batch (K, S), kept between batch
  * times. Cost per batch time: O((state keys + batch rows) log of the same) for the cogroup
- * (a sort of key ids) plus one callback per key. */
-#include "core/core_int.h"
+ * (a sort of key ids) plus one callback per key. A lambda of the numeric shape
+ * (state_expr.c) skips the cogroup and the callbacks: one generated kernel over all live keys,
+ * O(state keys + batch rows). */
+#include "core/state_int.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 typedef struct st_state {
     sp_update_fn fn;
     void *ud;
+    stx *x;          /* the lambda form (state_expr.c), or NULL */
     json_t *initial; /* parsed initial state, turned into `state` at the first batch time */
     sp_batch *state;
     uint32_t *ids;
@@ -132,6 +135,23 @@ static int st_key_ids(sp_stream *s, st_state *st, sp_batch *b, sp_diag *d)
     return keymap_ids(s->km, cols, 0, n, st->ids, d);
 }
 
+/* The lambda's kernel path (state_expr.c): key ids of the state and of the batch. */
+static int st_kernel(sp_stream *s, st_state *st, int64_t t, sp_batch *b, sp_batch **out, sp_diag *d)
+{
+    size_t n0 = st->state ? st->state->n : 0;
+    uint32_t *pids = mem_alloc(&s->ctx->alloc, (n0 ? n0 : 1) * sizeof *pids);
+    if (!pids) return diag_set(d, SP_ENOMEM, "updateStateByKey: key ids");
+    int rc = n0 ? st_key_ids(s, st, st->state, d) : SP_OK;
+    if (!rc && n0) memcpy(pids, st->ids, n0 * sizeof *pids);
+    if (!rc) rc = st_key_ids(s, st, b, d);
+    if (!rc) rc = stx_run(s, st->x, t, st->state, pids, b, st->ids, out, d);
+    mem_free(&s->ctx->alloc, pids);
+    if (rc) return rc;
+    batch_release(st->state);
+    st->state = batch_retain(*out);
+    return SP_OK;
+}
+
 static int st_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
 {
     st_state *st = s->state;
@@ -148,6 +168,11 @@ static int st_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
     sp_batch *b = NULL, *src[2] = {st->state, NULL};
     if ((rc = stream_compute(s->parent[0], t, &b, d))) return rc;
     src[1] = b;
+    if (st->x && stx_kernel(st->x)) {
+        rc = st_kernel(s, st, t, b, out, d);
+        batch_release(b);
+        return rc;
+    }
     size_t total = (st->state ? st->state->n : 0) + b->n, ne = 0;
     st_ent *e = mem_alloc(al, (total ? total : 1) * sizeof *e);
     const sp_row **vals = mem_alloc(al, (b->n ? b->n : 1) * sizeof *vals);
@@ -180,6 +205,10 @@ static int st_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
             }
         size_t before = (*out)->n;
         int urc = st->fn(st->ud, t, &key, vals, nv, state, &em);
+        if (urc && st->x && stx_error(st->x, d)) {
+            rc = d->code;
+            break;
+        }
         if (urc || em.err) {
             rc = diag_set(d, SP_ECALLBACK, "updateStateByKey callback (stream %d) failed with %d",
                           s->id, urc ? urc : em.err);
@@ -225,6 +254,7 @@ static void st_destroy(sp_stream *s)
     st_state *st = s->state;
     if (!st) return;
     if (st->initial) json_decref(st->initial);
+    stx_free(st->x);
     batch_release(st->state);
     mem_free(&s->ctx->alloc, st->ids);
     mem_free(&s->ctx->alloc, st);
@@ -233,8 +263,17 @@ static void st_destroy(sp_stream *s)
 
 static void st_explain(const sp_stream *s, strbuf *sb)
 {
-    (void)s;
-    sb_adds(sb, "per-key state in columns, update callback on the driver for every key");
+    const st_state *st = s->state;
+    if (st->x)
+        stx_explain(st->x, s->id, sb);
+    else
+        sb_adds(sb, "per-key state in columns, update callback on the driver for every key");
+}
+
+void state_attach_expr(sp_stream *o, stx *x)
+{
+    st_state *st = o->state;
+    st->x = x;
 }
 
 static const stream_ops st_ops = {"updateStateByKey", st_tick, st_compute, st_destroy, st_explain};

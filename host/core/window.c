@@ -14,13 +14,19 @@
  *           averages as + entering - leaving, min and max as two-stacks, Spark's inverse path
  *           as previous - leaving + entering on live keys. O(rows moved + keys emitted) per
  *           slide, whatever W/S is.
+ *  lambda   reductions without an inverse that the device panes do not know (general
+ *           keyed lambdas such as a * b or tuple-valued ones, and every unkeyed
+ *           reduceByWindow(f)): per-pane per-key partials folded with the lambda on the host,
+ *           combined by a two-stacks queue (ops/lpanes_int.h). O(1) amortised merges of
+ *           O(live keys) per slide, whatever W/S is.
  *  literal  Spark's algorithms on remembered batches, on the host: window/groupByKeyAndWindow
  *           union the batches of the window; reductions without an inverse reduce the union;
  *           the inverse path cogroups the previous window with the per-batch reductions that
- *           leave and enter (ReducedWindowedDStream). Taken for general lambdas, for unkeyed
- *           reductions, and for everything when sp_config.naive_windows is set (the benchmark
- *           baseline and the tests' oracle). */
+ *           leave and enter (ReducedWindowedDStream). Taken for the general inverse path, for
+ *           window and groupByKeyAndWindow, and for everything when sp_config.naive_windows is
+ *           set (the benchmark baseline and the tests' oracle). */
 #include "core/core_int.h"
+#include "ops/lpanes_int.h"
 #include "ops/panes_int.h"
 
 #include <stdlib.h>
@@ -44,6 +50,7 @@ typedef struct win {
     int count_scalar; /* countByWindow: per-batch values are counts */
     int drop_zero;    /* countByValueAndWindow's filter (count != 0) */
     int panes_route;
+    int lp_route; /* reduce lambdas without inverse: host two-stacks (ops/lpanes_int.h) */
     panes_mode mode;
     sp_agg pagg;
     sp_type vt;
@@ -54,6 +61,10 @@ typedef struct win {
     sp_batch *prev; /* literal inverse path: the previous window's output */
     int64_t prev_t;
     panes *pn;
+    lpanes *lp;
+    expr_val *lv; /* lambda route: values of the batch being taken */
+    size_t lv_cap;
+    expr_scratch lsc;
     expr_typed *ft, *invt, *filt;
     uint32_t *ids;
     size_t ids_cap;
@@ -423,6 +434,13 @@ static int win_panes_open(sp_stream *s, win *w, sp_diag *d)
     return panes_new(&c, &w->pn, d);
 }
 
+/* 1 when some window covers pane `pane` (always, unless W < S). */
+static int win_pane_used(const win *w, int64_t pane)
+{
+    int64_t next = ((pane + 1) * w->g + w->S - 1) / w->S * w->S; /* next slide time */
+    return pane * w->g >= next - w->W;
+}
+
 /* Takes a parent batch into the open pane; closes the pane at its end. Rows of panes that no
  * window will cover (W < S, non-inverse) are skipped. */
 static int win_panes_take(sp_stream *s, win *w, int64_t t, sp_batch *b, sp_diag *d)
@@ -431,11 +449,7 @@ static int win_panes_take(sp_stream *s, win *w, int64_t t, sp_batch *b, sp_diag 
     if (rc) return rc;
     int64_t rt = t - s->ctx->zero_time;
     int64_t pane = (rt - 1) / w->g;
-    int use = 1;
-    if (w->mode != PANES_INVERSE) {
-        int64_t next = ((pane + 1) * w->g + w->S - 1) / w->S * w->S; /* next slide time */
-        use = pane * w->g >= next - w->W;
-    }
+    int use = w->mode == PANES_INVERSE || win_pane_used(w, pane);
     if (use && b->n) {
         int nkey = s->nkey;
         if ((rc = win_key_ids(s, w, b, nkey, d))) return rc;
@@ -519,11 +533,72 @@ static int win_panes_compute(sp_stream *s, win *w, int64_t t, sp_batch **out, sp
     return rc;
 }
 
+/* ------------------------------------------------------------------------- lambda route */
+
+static int win_lp_open(sp_stream *s, win *w, sp_diag *d)
+{
+    if (w->lp) return SP_OK;
+    return lpanes_new(&s->ctx->alloc, w->ft, &w->lp, d);
+}
+
+/* Takes a parent batch into the open lambda pane (values loaded on the host); closes the pane
+ * at its end. */
+static int win_lp_take(sp_stream *s, win *w, int64_t t, sp_batch *b, sp_diag *d)
+{
+    int rc = win_lp_open(s, w, d);
+    if (rc) return rc;
+    int64_t rt = t - s->ctx->zero_time;
+    int64_t pane = (rt - 1) / w->g;
+    if (b->n && win_pane_used(w, pane)) {
+        int nkey = w->op == W_REDUCE ? 0 : s->nkey;
+        const sp_td *vtd = nkey ? s->parent[0]->td->child[1] : s->parent[0]->td;
+        if ((rc = win_key_ids(s, w, b, nkey, d))) return rc;
+        if (b->n > w->lv_cap) {
+            expr_val *v = mem_realloc(&s->ctx->alloc, w->lv, b->n * sizeof *v);
+            if (!v) return win_oom(d, s);
+            w->lv = v;
+            w->lv_cap = b->n;
+        }
+        expr_scratch_reset(&w->lsc);
+        for (size_t i = 0; i < b->n; i++)
+            if (expr_val_load(b, vtd, nkey, i, &w->lsc, &w->lv[i])) return win_oom(d, s);
+        rc = lpanes_add(w->lp, w->ids, w->lv, b->n, d);
+        expr_scratch_reset(&w->lsc);
+        if (rc) return diag_prefix(d, "window stream %d", s->id);
+    }
+    if (rt % w->g == 0) rc = lpanes_close(w->lp, pane, d);
+    return rc;
+}
+
+static int win_lp_compute(sp_stream *s, win *w, int64_t t, sp_batch **out, sp_diag *d)
+{
+    int rc = win_lp_open(s, w, d);
+    int64_t rt = t - s->ctx->zero_time;
+    if (!rc) rc = lpanes_slide(w->lp, win_fdiv(rt - w->W, w->g), rt / w->g, d);
+    if (!rc) rc = batch_new(&s->ctx->env, s->td, t, out, d);
+    if (rc) return diag_prefix(d, "window stream %d", s->id);
+    int nkey = w->op == W_REDUCE ? 0 : s->nkey;
+    lpanes_view v;
+    lpanes_view_get(w->lp, &v);
+    for (size_t k = 0; k < v.n && !rc; k++) {
+        if ((nkey && win_push_key(s, *out, nkey, v.ids[k])) ||
+            expr_val_push(&v.vals[k], &(*out)->cols[nkey], s->ctx->dict) < 0)
+            rc = win_oom(d, s);
+        else
+            (*out)->n++;
+    }
+    if (rc) {
+        batch_release(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------------- stream_ops */
 
 static int win_uses_history(const win *w)
 {
-    return !w->panes_route;
+    return !w->panes_route && !w->lp_route;
 }
 
 static int win_tick(sp_stream *s, int64_t t, sp_diag *d)
@@ -536,6 +611,8 @@ static int win_tick(sp_stream *s, int64_t t, sp_diag *d)
         if ((rc = stream_compute(par, t, &b, d))) return rc;
         if (w->panes_route) {
             rc = win_panes_take(s, w, t, b, d);
+        } else if (w->lp_route) {
+            rc = win_lp_take(s, w, t, b, d);
         } else if (w->op == W_SCALAR_INV || w->op == W_REDUCE || w->op == W_KREDUCE_INV) {
             sp_batch *r = NULL;
             rc = win_reduce_batch(s, w, b, &r, d);
@@ -563,6 +640,7 @@ static int win_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
     win *w = s->state;
     sp_context *ctx = s->ctx;
     if (w->panes_route) return win_panes_compute(s, w, t, out, d);
+    if (w->lp_route) return win_lp_compute(s, w, t, out, d);
     if (w->op == W_SCALAR_INV || w->op == W_KREDUCE_INV)
         return win_literal_inverse(s, w, t, out, d);
     sp_batch *u = NULL;
@@ -602,6 +680,9 @@ static void win_destroy(sp_stream *s)
     mem_free(a, w->ht);
     batch_release(w->prev);
     panes_free(w->pn);
+    lpanes_free(w->lp);
+    mem_free(a, w->lv);
+    expr_scratch_free(&w->lsc);
     expr_typed_free(a, w->ft);
     expr_typed_free(a, w->invt);
     expr_typed_free(a, w->filt);
@@ -614,6 +695,13 @@ static void win_explain(const sp_stream *s, strbuf *sb)
 {
     const win *w = s->state;
     sb_printf(sb, "window %lld ms, slide %lld ms: ", (long long)w->W, (long long)w->S);
+    if (w->lp_route) {
+        sb_printf(sb,
+                  "host two-stacks over panes of %lld ms (per-key partials of the lambda, "
+                  "O(1) amortised pane combinations per slide)",
+                  (long long)w->g);
+        return;
+    }
     if (!w->panes_route) {
         sb_printf(sb, "%s on the host from remembered batches",
                   (w->op == W_SCALAR_INV || w->op == W_KREDUCE_INV)
@@ -661,6 +749,7 @@ static sp_stream *win_new(sp_stream *p, const char *op, sp_td *td, int64_t W, in
     w->S = S;
     w->B = B;
     w->g = win_gcd(W, S);
+    expr_scratch_init(&w->lsc, &ctx->alloc);
     s->state = w;
     *wout = w;
     return s;
@@ -741,6 +830,7 @@ sp_stream *sp_stream_reduce_by_window(sp_stream *s, sp_expr *f, sp_expr *inv, in
     w->inv = inv;
     o->expr = f;
     o->monoid = win_numeric(s->td) ? expr_match_monoid(f) : -1;
+    w->lp_route = !inv && !ctx->cfg.naive_windows;
     return win_compile(o, w) ? o : NULL;
 }
 
@@ -798,6 +888,7 @@ sp_stream *sp_stream_reduce_by_key_and_window(sp_stream *s, sp_expr *f, sp_expr 
     o->monoid = win_numeric(v) ? expr_match_monoid(f) : -1;
     if (o->monoid >= 0 && (!inv || (o->monoid == SP_AGG_SUM && win_is_sub(inv))))
         win_route(o, w, (sp_agg)o->monoid, inv != NULL);
+    w->lp_route = !w->panes_route && !inv && !ctx->cfg.naive_windows;
     return win_compile(o, w) ? o : NULL;
 }
 

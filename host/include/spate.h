@@ -323,6 +323,16 @@ typedef int (*sp_update_fn)(void *ud, int64_t time_ms, const sp_row *key,
  *  one array of [key, state] pairs, the state before batch 1 (NULL: empty). */
 sp_stream *sp_stream_update_state_by_key(sp_stream *s, const char *state_type, sp_update_fn fn,
                                          void *ud, const char *initial_path);
+/** updateStateByKey with a lambda tree: f is (values, state) => Option[S] or
+ *  (time, key, values, state) => Option[S] (values a List of V, state an Option of S, time a
+ *  ts; which form is told from the parameters the body uses), as job scripts build it.
+ *  state_type NULL infers S from f. Numeric lambdas that use values only through .sum .size
+ *  .length .isEmpty .nonEmpty, the state through .getOrElse(x) .isDefined .isEmpty .nonEmpty,
+ *  and return Some(number) or None under ifs run as one OpenCL kernel over all live keys
+ *  (explain says which path runs); others run on the host evaluator. Same outputs either way
+ *  (floating-point sums may round differently, as Spark's do across partitionings). */
+sp_stream *sp_stream_update_state_by_key_expr(sp_stream *s, const char *state_type, sp_expr *f,
+                                              const char *initial_path);
 
 /** Event-time batches: the batch with time T holds the records whose timestamp column
  *  `ts_col` (a flattened column of type ts or i64, epoch ms) lies in [T - interval, T), T a

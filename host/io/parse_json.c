@@ -1,9 +1,12 @@
-/* parse_json.c — JSON lines through jansson: each line one JSON value; each column a dotted
- * path into nested objects ("request.status"), optionally typed ("request.status:i32").
- * A key that itself contains dots ("id.orig_h") is matched before the path is split. Missing
- * fields and null are the zero value ("" for str); objects and arrays read as str are their
- * compact JSON text. */
-#include "io/parse_int.h"
+/* parse_json.c — JSON lines: each line one JSON value; each column a dotted path into nested
+ * objects ("request.status"), optionally typed ("request.status:i32"). A key that itself
+ * contains dots ("id.orig_h") is matched before the path is split. Missing fields and null are
+ * the zero value ("" for str); objects and arrays read as str are their compact JSON text.
+ *
+ * Two parsers give identical results: jsonscan.c's single-pass extractor (the default, several
+ * times faster) and jansson, which defines the semantics and takes the lines the extractor
+ * does not model (jsonscan_int.h lists them). */
+#include "io/jsonscan_int.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -13,11 +16,13 @@ typedef struct json_paths {
     char **path; /* per column, without the ":type" suffix */
     size_t *len;
     int n;
+    jsonscan *scan; /* the fast path, or NULL: every line through jansson */
 } json_paths;
 
 static void json_paths_free(const sp_allocator *a, void *impl)
 {
     json_paths *jp = impl;
+    jsonscan_free(a, jp->scan);
     for (int i = 0; i < jp->n; i++)
         mem_free(a, jp->path[i]);
     mem_free(a, jp->path);
@@ -51,26 +56,52 @@ static const char *pj_copy(parse_line *l, int c, const char *s, size_t n)
     return NULL;
 }
 
-static const char *pj_value(const parse_spec *ps, parse_line *l, int c, json_t *v)
+/* One JSON value found for a column, from either parser, converted by pj_convert: the single
+ * place where JSON values become column values, so both parsers agree by construction. */
+typedef enum pj_where {
+    PJ_TRANSIENT, /* s is freed after the line: copy it */
+    PJ_LINE,      /* s lies in the line (valid while the row is built) */
+    PJ_SCRATCH    /* the text is in the line's scratch at off */
+} pj_where;
+
+typedef struct pj_val {
+    js_kind kind; /* JS_STR for any string, JS_COMPOSITE for compact JSON text */
+    const char *s;
+    size_t n;
+    pj_where where;
+    uint32_t off;
+    long long i;
+    double f;
+} pj_val;
+
+static const char *pj_convert(const parse_spec *ps, parse_line *l, int c, const pj_val *v)
 {
     sp_type t = ps->types[c];
     parse_val *pv = &l->v[c];
     pv->i = 0;
     pv->f = 0;
     parse_set_str(l, c, "", 0);
-    if (!v || json_is_null(v)) return NULL;
     char buf[64];
-    switch (json_typeof(v)) {
-    case JSON_STRING: {
-        const char *s = json_string_value(v);
-        size_t n = json_string_length(v);
-        if (t == SP_STR) return pj_copy(l, c, s, n);
-        return parse_set_text(ps, l, c, s, n);
-    }
-    case JSON_INTEGER: {
-        json_int_t x = json_integer_value(v);
+    switch (v->kind) {
+    case JS_ABSENT:
+    case JS_NULL:
+        return NULL;
+    case JS_STR:
+    case JS_STR_ESC:
         if (t == SP_STR) {
-            int n = snprintf(buf, sizeof buf, "%lld", (long long)x);
+            if (v->where == PJ_LINE)
+                parse_set_str(l, c, v->s, v->n);
+            else if (v->where == PJ_SCRATCH)
+                parse_set_scratch(l, c, v->off, v->n);
+            else
+                return pj_copy(l, c, v->s, v->n);
+            return NULL;
+        }
+        return parse_set_text(ps, l, c, v->where == PJ_SCRATCH ? l->scratch + v->off : v->s, v->n);
+    case JS_INT: {
+        long long x = v->i;
+        if (t == SP_STR) {
+            int n = snprintf(buf, sizeof buf, "%lld", x);
             return pj_copy(l, c, buf, (size_t)n);
         }
         if (t == SP_TS)
@@ -83,8 +114,8 @@ static const char *pj_value(const parse_spec *ps, parse_line *l, int c, json_t *
             pv->i = t == SP_BOOL ? x != 0 : (int64_t)x;
         return NULL;
     }
-    case JSON_REAL: {
-        double x = json_real_value(v);
+    case JS_REAL: {
+        double x = v->f;
         if (t == SP_STR) {
             int n = snprintf(buf, sizeof buf, "%.17g", x);
             return pj_copy(l, c, buf, (size_t)n);
@@ -101,9 +132,9 @@ static const char *pj_value(const parse_spec *ps, parse_line *l, int c, json_t *
             pv->i = (int64_t)x;
         return NULL;
     }
-    case JSON_TRUE:
-    case JSON_FALSE: {
-        int b = json_is_true(v);
+    case JS_TRUE:
+    case JS_FALSE: {
+        int b = v->kind == JS_TRUE;
         if (t == SP_STR) return pj_copy(l, c, b ? "true" : "false", b ? 4 : 5);
         if (t == SP_F32 || t == SP_F64)
             pv->f = b;
@@ -111,18 +142,50 @@ static const char *pj_value(const parse_spec *ps, parse_line *l, int c, json_t *
             pv->i = b;
         return NULL;
     }
-    default: { /* object or array */
+    default: /* object or array, as compact JSON text */
         if (t != SP_STR) return "object or array for a scalar column";
-        char *txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!txt) return "out of memory";
-        const char *why = pj_copy(l, c, txt, strlen(txt));
-        free(txt);
-        return why;
-    }
+        return pj_copy(l, c, v->s, v->n);
     }
 }
 
-static const char *pj_line(const parse_spec *ps, parse_line *l, const char *s, size_t len)
+static const char *pj_value(const parse_spec *ps, parse_line *l, int c, json_t *j)
+{
+    pj_val v = {JS_ABSENT, NULL, 0, PJ_TRANSIENT, 0, 0, 0};
+    char *txt = NULL;
+    switch (j ? json_typeof(j) : JSON_NULL) {
+    case JSON_NULL:
+        break;
+    case JSON_STRING:
+        v.kind = JS_STR;
+        v.s = json_string_value(j);
+        v.n = json_string_length(j);
+        break;
+    case JSON_INTEGER:
+        v.kind = JS_INT;
+        v.i = (long long)json_integer_value(j);
+        break;
+    case JSON_REAL:
+        v.kind = JS_REAL;
+        v.f = json_real_value(j);
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        v.kind = json_is_true(j) ? JS_TRUE : JS_FALSE;
+        break;
+    default:
+        v.kind = JS_COMPOSITE;
+        if (ps->types[c] == SP_STR) {
+            if (!(txt = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY))) return "out of memory";
+            v.s = txt;
+            v.n = strlen(txt);
+        }
+    }
+    const char *why = pj_convert(ps, l, c, &v);
+    free(txt);
+    return why;
+}
+
+const char *parse_json_line_jansson(const parse_spec *ps, parse_line *l, const char *s, size_t len)
 {
     const json_paths *jp = ps->impl;
     json_error_t err;
@@ -136,6 +199,59 @@ static const char *pj_line(const parse_spec *ps, parse_line *l, const char *s, s
     }
     json_decref(root);
     return why;
+}
+
+/* The fast path: one scan (jsonscan.c), then the same conversions. Lines the scanner does not
+ * model, and object or array values wanted as text (jansson's compact form), go to jansson. */
+static const char *pj_line_fast(const parse_spec *ps, parse_line *l, const char *s, size_t len)
+{
+    const json_paths *jp = ps->impl;
+    js_value jv[JSONSCAN_MAX_COLS];
+    switch (jsonscan_line(jp->scan, s, len, jv)) {
+    case JS_OK:
+        break;
+    case JS_NOT_OBJECT:
+        return "not a JSON object";
+    case JS_MALFORMED:
+        return "malformed JSON";
+    default:
+        return parse_json_line_jansson(ps, l, s, len);
+    }
+    size_t mark = l->nscratch;
+    for (int c = 0; c < ps->ncols; c++) {
+        const js_value *j = &jv[c];
+        pj_val v = {(js_kind)j->kind, j->s, j->n, PJ_LINE, 0, 0, 0};
+        if (v.kind == JS_STR_ESC) {
+            char *w;
+            if ((v.off = parse_scratch(l, j->n, &w)) == UINT32_MAX) return "out of memory";
+            v.n = jsonscan_unescape(j->s, j->n, w);
+            l->nscratch = v.off + v.n;
+            v.where = PJ_SCRATCH;
+        } else if (v.kind == JS_INT) {
+            v.i = (long long)jsonscan_int(j->s, j->n);
+        } else if (v.kind == JS_REAL) {
+            if (jsonscan_real(j->s, j->n, &v.f)) return "out of memory";
+        } else if (v.kind == JS_COMPOSITE && ps->types[c] == SP_STR) {
+            l->nscratch = mark;
+            return parse_json_line_jansson(ps, l, s, len);
+        }
+        const char *why = pj_convert(ps, l, c, &v);
+        if (why) {
+            l->reject_col = c;
+            return why;
+        }
+    }
+    return NULL;
+}
+
+const jsonscan *parse_json_scan(const parse_spec *ps)
+{
+    return ps->line == pj_line_fast ? ((const json_paths *)ps->impl)->scan : NULL;
+}
+
+void parse_json_use_jansson(parse_spec *ps)
+{
+    if (ps->line == pj_line_fast) ps->line = parse_json_line_jansson;
 }
 
 int parse_json_init(parse_spec *ps, const char *arg, sp_diag *d)
@@ -166,6 +282,8 @@ int parse_json_init(parse_spec *ps, const char *arg, sp_diag *d)
         if (!comma) break;
         p = comma + 1;
     }
-    ps->line = pj_line;
+    int rc = jsonscan_new(ps->alloc, jp->path, jp->n, &jp->scan, d);
+    if (rc) return rc;
+    ps->line = jp->scan ? pj_line_fast : parse_json_line_jansson;
     return 0;
 }

@@ -1,18 +1,24 @@
 /* codegen.c — OpenCL C for a fused chain of map / filter / mapValues steps.
  *
- * One kernel, "ew_stage", per stage. Row i's input columns are loaded into variables named
- * after the columns (c0, c1, ...: the flattened leaves of the element type); each step then
- * declares one variable per computed output leaf (s<step>_<leaf>), a filter becomes
- * `if (!(pred) || dz) break;` inside a do { } while (0) around the row, and the last step's
- * leaves are written to out<k>[i]. Values that only pass through (a mapValues key, a field
- * taken unchanged) keep their variable: no copies are generated.
+ * The kernels are listed in ew_int.h (CPU strategy: ew_eval, plus ew_pack with a filter; GPU
+ * strategy: ew_stage). Row i's input columns are loaded into variables named after the
+ * columns (c0, c1, ...: the flattened leaves of the element type); each step then declares
+ * one variable per computed output leaf (s<step>_<leaf>) and the last step's leaves are
+ * stored. Values that only pass through (a mapValues key, a field taken unchanged) keep their
+ * variable: no copies are generated.
+ *
+ * Rows are straight-line code, so that LLVM if-converts and vectorises them: every step is
+ * evaluated for every row (nothing in a step can trap: the division helpers return 0 on a
+ * zero divisor), a filter only clears the row's keep flag `k` (`k &= pred`), and the row is
+ * stored unconditionally with the output position advanced by k. A mispredicted branch per
+ * row used to cost more than the whole row.
  *
  * Semantics on the device match the host evaluator: strings are dictionary ids (== and != only;
  * literals are interned when the stage is built), integer / and % go through helpers that
- * truncate like the JVM and set `dz` on a zero divisor instead of trapping, && || and if/else
- * are C's short-circuit operators, so `x != 0 && 10 / x > 1` never divides by zero. A row
- * whose evaluation set dz reports its index with atomic_min into err[0] (32-bit global
- * atomics are core in OpenCL 1.1+). */
+ * truncate like the JVM and set the step's flag e<step> on a zero divisor instead of trapping;
+ * the row's `dz` takes it only while the row is still kept (a row dropped by an earlier filter
+ * reports nothing) and the failing step then clears k. && || and if/else are C's
+ * short-circuit operators, so `x != 0 && 10 / x > 1` never divides by zero. */
 #include "ops/ew_int.h"
 
 #include <ctype.h>
@@ -45,6 +51,7 @@ typedef struct cg {
     expr_scratch mem; /* every string and value of one generation */
     strbuf body;
     unsigned need; /* helpers the body calls */
+    int step;      /* the step being generated (1-based) */
     int step_div;  /* the current step calls a division helper */
     sp_diag *d;
 } cg;
@@ -204,8 +211,8 @@ static int cg_binop(cg *g, const expr_typed *t, const cg_val *x, const cg_val *y
             } else {
                 g->need |= i32 ? CG_DIV_I : CG_DIV_L;
                 g->step_div = 1;
-                code = cg_fmt(g, "sp_%s_%c(%s, %s, &dz)", op == SP_OP_DIV ? "div" : "mod",
-                              i32 ? 'i' : 'l', a, b);
+                code = cg_fmt(g, "sp_%s_%c(%s, %s, &e%d)", op == SP_OP_DIV ? "div" : "mod",
+                              i32 ? 'i' : 'l', a, b, g->step);
             }
             break;
         case SP_OP_MIN:
@@ -329,7 +336,7 @@ static int cg_bind(cg *g, int step, cg_val *v, int *k)
     if (cg_is_ident(v->code)) return SP_OK;
     const char *name = cg_fmt(g, "s%d_%d", step, leaf);
     if (!name) return cg_oom(g);
-    sb_printf(&g->body, "            %s %s = %s;\n", cg_vtype(v->t), name, v->code);
+    sb_printf(&g->body, "        %s %s = %s;\n", cg_vtype(v->t), name, v->code);
     v->code = name;
     return SP_OK;
 }
@@ -450,11 +457,19 @@ static int cg_steps(cg *g, const sp_td *in, int nsteps, const ew_step *steps, cg
         if ((rc = expr_compile(st->body, g->a, mv ? td->child[1] : td, NULL, &t, g->d))) break;
         cg_val arg = mv ? cur->items[1] : *cur, v;
         g->step_div = 0;
+        g->step = s + 1;
         rc = cg_node(g, t, &arg, &v);
         if (!rc && st->kind == EW_FILTER) {
-            sb_printf(&g->body, "            /* %d: filter */\n", s + 1);
-            sb_printf(&g->body, "            if (!%s%s)\n                break;\n", v.code,
-                      g->step_div ? " || dz" : "");
+            sb_printf(&g->body, "        /* %d: filter */\n", s + 1);
+            if (g->step_div)
+                sb_printf(&g->body,
+                          "        int e%d = 0;\n"
+                          "        uint p%d = %s ? 1u : 0u;\n"
+                          "        dz |= k & (uint)e%d;\n"
+                          "        k &= p%d & (uint)!e%d;\n",
+                          s + 1, s + 1, v.code, s + 1, s + 1, s + 1);
+            else
+                sb_printf(&g->body, "        k &= %s ? 1u : 0u;\n", v.code);
             *has_filter = 1;
         } else if (!rc) {
             sp_td *nt;
@@ -475,8 +490,9 @@ static int cg_steps(cg *g, const sp_td *in, int nsteps, const ew_step *steps, cg
                 td_free(g->a, td);
                 td = nt;
                 cg_type_text(td, tb, sizeof tb, g->a);
-                sb_printf(&g->body, "            /* %d: %s -> %s */\n", s + 1,
-                          cg_kind_name(st->kind), tb);
+                sb_printf(&g->body, "        /* %d: %s -> %s */\n", s + 1, cg_kind_name(st->kind),
+                          tb);
+                if (g->step_div) sb_printf(&g->body, "        int e%d = 0;\n", s + 1);
                 if (mv) {
                     cg_val *items = expr_scratch_alloc(&g->mem, 2 * sizeof *items);
                     if (!items) {
@@ -490,7 +506,10 @@ static int cg_steps(cg *g, const sp_td *in, int nsteps, const ew_step *steps, cg
                 int k = 0;
                 if (!rc) rc = cg_bind(g, s + 1, &v, &k);
                 if (!rc && g->step_div)
-                    sb_adds(&g->body, "            if (dz)\n                break;\n");
+                    sb_printf(&g->body,
+                              "        dz |= k & (uint)e%d;\n"
+                              "        k &= (uint)!e%d;\n",
+                              s + 1, s + 1);
                 *cur = v;
             }
         }
@@ -498,6 +517,151 @@ static int cg_steps(cg *g, const sp_td *in, int nsteps, const ew_step *steps, cg
     }
     td_free(g->a, td);
     return rc;
+}
+
+/* What the kernels of one stage share. */
+typedef struct cg_kern {
+    const ew_code *code;
+    const sp_td *in;
+    const cg_val **leaves;
+    const char *body;  /* the steps' statements (indented for the row's do { } block) */
+    const char *loads; /* the row's loads (indented for the row loop) */
+} cg_kern;
+
+static void cg_params_in(strbuf *sb, const cg_kern *k)
+{
+    for (int j = 0; j < k->code->nin; j++) {
+        int c = k->code->in_cols[j];
+        sb_printf(sb, "__global const %s *restrict in%d,\n                       ",
+                  cg_stype(td_col_type(k->in, c)), c);
+    }
+}
+
+static void cg_params_out(strbuf *sb, const cg_kern *k)
+{
+    for (int c = 0; c < k->code->nout; c++)
+        sb_printf(sb, "__global %s *restrict out%d,\n                       ",
+                  cg_stype(k->leaves[c]->t), c);
+}
+
+static void cg_result_stores(strbuf *sb, const cg_kern *k, const char *at)
+{
+    for (int c = 0; c < k->code->nout; c++)
+        sb_printf(sb, "        out%d[%s] = %s%s;\n", c, at,
+                  k->leaves[c]->t == SP_BOOL ? "(uchar)" : "", k->leaves[c]->code);
+}
+
+/* The row: k (still kept) and dz (a division by zero in a step the row reached), the loads,
+ * every step evaluated unconditionally (the division helpers never trap), no branches. */
+static void cg_row(strbuf *sb, const cg_kern *k)
+{
+    sb_adds(sb, "        uint k = 1, dz = 0;\n");
+    sb_adds(sb, k->loads);
+    sb_adds(sb, k->body);
+}
+
+/* CPU strategy: one contiguous chunk [bounds[c], bounds[c+1]) per work-item, a plain loop
+ * over it, private partials, no atomics. With a filter, ew_eval stores every row at position
+ * o of the chunk and advances o by the row's keep flag (branch-free compaction: o <= i, so
+ * the stores stay inside the chunk's own range); ew_pack then copies each chunk's kept rows to
+ * their final offsets. The chain is evaluated once. */
+static void cg_kernels_cpu(strbuf *sb, const cg_kern *k)
+{
+    int filt = k->code->has_filter;
+    sb_printf(sb,
+              "/* %s, in input order, to out<k>[%s]; stats[c] = %s of chunk c,\n"
+              " * stats[G + c] = its first row with a division by zero (ULONG_MAX: none); "
+              "G = global size. */\n",
+              filt ? "The rows of chunk c that pass every filter" : "Every row of chunk c",
+              filt ? "bounds[c] ..)" : "i]", filt ? "the kept rows" : "the rows");
+    sb_adds(sb, "__kernel void ew_eval(");
+    cg_params_in(sb, k);
+    cg_params_out(sb, k);
+    sb_adds(sb, "__global const ulong *restrict bounds,\n"
+                "                       __global ulong *restrict stats)\n{\n"
+                "    ulong c = get_global_id(0), g = get_global_size(0);\n"
+                "    ulong begin = bounds[c], end = bounds[c + 1], o = begin, "
+                "first = ULONG_MAX;\n"
+                "    for (ulong i = begin; i < end; i++) {\n");
+    cg_row(sb, k);
+    cg_result_stores(sb, k, filt ? "o" : "i");
+    sb_adds(sb, "        o += k;\n"
+                "        first = dz ? min(first, i) : first;\n"
+                "    }\n"
+                "    stats[c] = o - begin;\n"
+                "    stats[g + c] = first;\n}\n");
+    if (!filt) return;
+    sb_adds(sb, "\n/* The kept rows of chunk c, from in<k>[bounds[c] ..) (ew_eval's out<k>), to "
+                "out<k>[offs[c] .. offs[c+1]). */\n"
+                "__kernel void ew_pack(");
+    for (int c = 0; c < k->code->nout; c++)
+        sb_printf(sb, "__global const %s *restrict in%d,\n                      ",
+                  cg_stype(k->leaves[c]->t), c);
+    cg_params_out(sb, k);
+    sb_adds(sb, "__global const ulong *restrict bounds,\n"
+                "                      __global const ulong *restrict offs)\n{\n"
+                "    ulong c = get_global_id(0);\n"
+                "    ulong b = bounds[c], o = offs[c], m = offs[c + 1] - o;\n");
+    for (int c = 0; c < k->code->nout; c++)
+        sb_printf(sb, "    for (ulong j = 0; j < m; j++)\n        out%d[o + j] = in%d[b + j];\n", c,
+                  c);
+    sb_adds(sb, "}\n");
+}
+
+/* GPU strategy: one row per work-item, outputs at the row's own index, a keep flag per row for
+ * the compaction (scan.cl, gather.cl) and atomic_min for the first failing row. */
+static void cg_kernel_gpu(strbuf *sb, const cg_kern *k)
+{
+    int filt = k->code->has_filter;
+    sb_adds(sb, "__kernel void ew_stage(");
+    cg_params_in(sb, k);
+    cg_params_out(sb, k);
+    if (filt) sb_adds(sb, "__global uchar *restrict keep,\n                       ");
+    sb_adds(sb, "__global uint *err, ulong n)\n{\n"
+                "    ulong i = get_global_id(0);\n"
+                "    if (i < n) {\n");
+    cg_row(sb, k);
+    cg_result_stores(sb, k, "i");
+    sb_adds(sb, "        if (dz)\n"
+                "            atomic_min(err, (uint)i);\n");
+    if (filt) sb_adds(sb, "        keep[i] = (uchar)k;\n");
+    sb_adds(sb, "    }\n}\n");
+}
+
+/* The row's loads of the columns `used` names, each commented with the field it is. */
+static void cg_loads(strbuf *sb, const sp_td *in, const char *used)
+{
+    int col = 0;
+    const sp_td *stack[64];
+    int idx[64], depth = 0;
+    char path[256];
+    stack[0] = in;
+    idx[0] = -1;
+    while (depth >= 0) {
+        const sp_td *t = stack[depth];
+        if (t->kind == TD_LEAF) {
+            size_t pl = 0;
+            path[0] = '\0';
+            for (int q = 1; q <= depth && pl < sizeof path - 8; q++)
+                pl += (size_t)snprintf(path + pl, sizeof path - pl, "%s_%d", q > 1 ? "." : "",
+                                       idx[q - 1] + 1);
+            char v[16];
+            snprintf(v, sizeof v, "c%d", col);
+            if (cg_uses(used, v))
+                sb_printf(sb, "        %s c%d = in%d[i]; /* %s: %s */\n", cg_stype(t->leaf), col,
+                          col, depth ? path : "the element", sp_type_name(t->leaf));
+            col++;
+            depth--;
+            continue;
+        }
+        if (++idx[depth] >= t->n || depth + 1 >= 64) {
+            depth--;
+            continue;
+        }
+        stack[depth + 1] = t->child[idx[depth]];
+        idx[depth + 1] = -1;
+        depth++;
+    }
 }
 
 int ew_codegen(const sp_allocator *a, sp_dict *dict, const sp_td *in, int nsteps,
@@ -509,6 +673,9 @@ int ew_codegen(const sp_allocator *a, sp_dict *dict, const sp_td *in, int nsteps
     cg g = {.a = a, .dict = dict, .d = d};
     expr_scratch_init(&g.mem, a);
     sb_init(&g.body, a);
+    strbuf used, loads;
+    sb_init(&used, a);
+    sb_init(&loads, a);
     const cg_val **leaves = NULL;
     cg_val cur;
     int k = 0, rc = cg_input(&g, in, &k, "", &cur);
@@ -529,35 +696,42 @@ int ew_codegen(const sp_allocator *a, sp_dict *dict, const sp_td *in, int nsteps
         goto out;
     }
     code->nout = nout;
-    /* Output writes, then the columns the body reads. */
-    for (int c = 0; c < nout; c++) {
-        if (leaves[c]->t == SP_BOOL)
-            sb_printf(&g.body, "            out%d[i] = (uchar)%s;\n", c, leaves[c]->code);
-        else
-            sb_printf(&g.body, "            out%d[i] = %s;\n", c, leaves[c]->code);
-    }
+    code->cpu = strategy != DEV_STRATEGY_GPU;
+    /* The columns the body and the results read. */
     const char *body = g.body.len ? g.body.s : "";
+    sb_adds(&used, body);
+    for (int c = 0; c < nout; c++)
+        sb_printf(&used, "%s\n", leaves[c]->code);
+    if (used.oom) {
+        rc = cg_oom(&g);
+        goto out;
+    }
     for (int c = 0; c < nin_all; c++) {
         char v[16];
         snprintf(v, sizeof v, "c%d", c);
-        if (cg_uses(body, v)) code->in_cols[code->nin++] = c;
+        if (cg_uses(used.s, v)) code->in_cols[code->nin++] = c;
     }
+    cg_loads(&loads, in, used.s);
 
     strbuf *sb = &code->src;
     char tin[256], tout[256];
     cg_type_text(in, tin, sizeof tin, a);
     cg_type_text(out, tout, sizeof tout, a);
-    int cpu = strategy != DEV_STRATEGY_GPU;
     sb_printf(sb, "/* %s (generated): ", name);
     for (int s = 0; s < nsteps; s++)
         sb_printf(sb, "%s%s", s ? " -> " : "", cg_kind_name(steps[s].kind));
     sb_printf(sb, "\n * element %s -> %s; %s.\n", tin, tout,
-              cpu ? "CPU strategy: one contiguous chunk of rows per work-item"
-                  : "GPU strategy: one row per work-item");
+              code->cpu ? "CPU strategy: one contiguous chunk of rows per work-item"
+                        : "GPU strategy: one row per work-item");
     sb_adds(sb, " * in<k>: input column k; out<k>: output column k");
-    if (code->has_filter) sb_adds(sb, "; keep[i]: row i passed every filter");
-    sb_adds(sb,
-            ";\n * err[0]: smallest row with an integer division by zero (UINT_MAX: none). */\n");
+    if (code->cpu)
+        sb_adds(sb, ";\n * chunk c (c = get_global_id(0)) is rows [bounds[c], bounds[c+1]). */\n");
+    else if (code->has_filter)
+        sb_adds(sb, "; keep[i]: row i passed every filter;\n * err[0]: smallest row with an "
+                    "integer division by zero (UINT_MAX: none). */\n");
+    else
+        sb_adds(sb, ";\n * err[0]: smallest row with an integer division by zero (UINT_MAX: "
+                    "none). */\n");
     /* Contraction into fma would make device floats differ from the host evaluator's. */
     sb_adds(sb, "#pragma OPENCL FP_CONTRACT OFF\n\n");
     if (g.need & (CG_DIV_I | CG_DIV_L))
@@ -566,72 +740,16 @@ int ew_codegen(const sp_allocator *a, sp_dict *dict, const sp_td *in, int nsteps
                     "instead of trapping. */\n");
     for (size_t h = 0; h < sizeof cg_helpers / sizeof cg_helpers[0]; h++)
         if (g.need & (1u << h)) sb_adds(sb, cg_helpers[h]);
-    sb_adds(sb, "__kernel void ew_stage(");
-    for (int j = 0; j < code->nin; j++) {
-        int c = code->in_cols[j];
-        sb_printf(sb, "__global const %s *in%d,\n                       ",
-                  cg_stype(td_col_type(in, c)), c);
-    }
-    for (int c = 0; c < nout; c++)
-        sb_printf(sb, "__global %s *out%d,\n                       ", cg_stype(leaves[c]->t), c);
-    if (code->has_filter) sb_adds(sb, "__global uchar *keep,\n                       ");
-    sb_adds(sb, "__global uint *err, ulong n)\n{\n");
-    if (cpu) {
-        sb_adds(sb, "    ulong begin, end;\n"
-                    "    sp_chunk(n, get_global_id(0), get_global_size(0), &begin, &end);\n"
-                    "    for (ulong i = begin; i < end; i++) {\n");
-    } else {
-        sb_adds(sb, "    ulong i = get_global_id(0);\n"
-                    "    if (i < n) {\n");
-    }
-    sb_adds(sb, "        int dz = 0;\n");
-    if (code->has_filter) sb_adds(sb, "        uchar k = 0;\n");
-    /* Loads, each commented with the field it is. */
-    {
-        int col = 0;
-        const sp_td *stack[64];
-        int idx[64], depth = 0;
-        char path[256];
-        /* Walk the leaves in order, keeping the tuple path for the comment. */
-        stack[0] = in;
-        idx[0] = -1;
-        while (depth >= 0) {
-            const sp_td *t = stack[depth];
-            if (t->kind == TD_LEAF) {
-                size_t pl = 0;
-                path[0] = '\0';
-                for (int q = 1; q <= depth && pl < sizeof path - 8; q++)
-                    pl += (size_t)snprintf(path + pl, sizeof path - pl, "%s_%d", q > 1 ? "." : "",
-                                           idx[q - 1] + 1);
-                char v[16];
-                snprintf(v, sizeof v, "c%d", col);
-                if (cg_uses(body, v))
-                    sb_printf(sb, "        %s c%d = in%d[i]; /* %s: %s */\n", cg_stype(t->leaf),
-                              col, col, depth ? path : "the element", sp_type_name(t->leaf));
-                col++;
-                depth--;
-                continue;
-            }
-            if (++idx[depth] >= t->n || depth + 1 >= 64) {
-                depth--;
-                continue;
-            }
-            stack[depth + 1] = t->child[idx[depth]];
-            idx[depth + 1] = -1;
-            depth++;
-        }
-    }
-    sb_adds(sb, "        do {\n");
-    sb_add(sb, body, strlen(body));
-    if (code->has_filter) sb_adds(sb, "            k = 1;\n");
-    sb_adds(sb, "        } while (0);\n"
-                "        if (dz)\n"
-                "            atomic_min(err, (uint)i);\n");
-    if (code->has_filter) sb_adds(sb, "        keep[i] = k;\n");
-    sb_adds(sb, "    }\n}\n");
-    if (sb->oom) rc = cg_oom(&g);
+    cg_kern kern = {code, in, leaves, body, loads.len ? loads.s : ""};
+    if (code->cpu)
+        cg_kernels_cpu(sb, &kern);
+    else
+        cg_kernel_gpu(sb, &kern);
+    if (sb->oom || loads.oom) rc = cg_oom(&g);
 out:
     mem_free(a, leaves);
+    sb_free(&used);
+    sb_free(&loads);
     sb_free(&g.body);
     expr_scratch_free(&g.mem);
     if (rc) ew_code_free(a, code);

@@ -1,15 +1,26 @@
-/* ew.c — element-wise stages: a chain of map / filter / mapValues run as one generated kernel
+/* ew.c — element-wise stages: a chain of map / filter / mapValues run as generated kernels
  * (codegen.c) or, when a step needs string bytes, on the executors with the host evaluator.
  *
- * Device path, per batch: the input columns the kernel reads are wrapped zero-copy, the kernel
- * writes every output column at the row's own index (plus a keep flag when a filter exists);
- * with filters the flags are compacted (kscan_compact_buf) and each output column gathered
- * into the dense output batch. Output partitions follow the input's: partition p of the output
- * holds the surviving rows of input partition p, on the same node.
+ * Device path, CPU strategy (POCL and other CPU devices), per batch: the input columns the
+ * kernels read are wrapped zero-copy and cut into contiguous chunks, one per work-item, whose
+ * boundaries include every partition start. With a filter, ew_count counts each chunk's kept
+ * rows (no stores but one count per chunk); the host reads the counts, scans them, sizes the
+ * output columns exactly and ew_write evaluates the chain again, storing the kept rows of
+ * each chunk at its offset: two passes over the input, no flags, no gather, no scan kernels.
+ * Without a filter ew_write is the only pass. Cost: two launches, one small blocking read
+ * and one small write per batch; the input is read twice with a filter.
+ *
+ * Device path, GPU strategy: the kernel writes every output column at the row's own index
+ * plus a keep flag per row; the flags are compacted (kscan_compact_buf, work-group scans) and
+ * each output column gathered into the dense output batch.
+ *
+ * Output partitions follow the input's: partition p of the output holds the surviving rows of
+ * input partition p, on the same node.
  *
  * Host path: one executor task per input partition evaluates its rows in order into its own
  * batch; the parts are then appended in partition order, so row order is the input's minus
- * the filtered rows. Errors report the smallest failing row of the first failing partition. */
+ * the filtered rows. Errors report the smallest failing row of the first failing partition;
+ * with skipping on (ew_stage_set_on_error) a failing row is reported and left out. */
 #include "ops/ew_int.h"
 
 #include <stdlib.h>
@@ -28,8 +39,20 @@ struct ew_stage {
     char why_host[sizeof(((sp_diag *)0)->msg)]; /* why the stage runs on the host */
     ew_code code;
     cl_program prog;
-    cl_kernel kern;
+    cl_kernel kern;      /* GPU strategy: ew_stage; CPU strategy: ew_eval */
+    cl_kernel kern_pack; /* CPU strategy with a filter: ew_pack */
+    int skip;            /* rows failing at run time are rejected, not errors */
+    int (*reject)(void *ud, size_t row, const char *reason);
+    void *reject_ud;
 };
+
+void ew_stage_set_on_error(ew_stage *st, int skip,
+                           int (*reject)(void *ud, size_t row, const char *reason), void *ud)
+{
+    st->skip = skip != 0;
+    st->reject = reject;
+    st->reject_ud = ud;
+}
 
 const sp_td *ew_stage_type(const ew_stage *st)
 {
@@ -46,6 +69,7 @@ void ew_stage_free(ew_stage *st)
     if (!st) return;
     const sp_allocator *a = st->a;
     if (st->kern) clReleaseKernel(st->kern);
+    if (st->kern_pack) clReleaseKernel(st->kern_pack);
     if (st->prog) clReleaseProgram(st->prog);
     ew_code_free(a, &st->code);
     if (st->typed)
@@ -195,8 +219,12 @@ int ew_stage_new(sp_dev *dev, batch_env *env, const sp_td *in, int nsteps, const
     snprintf(pname, sizeof pname, "%s (generated)", st->name);
     if ((rc = dev_build(dev, pname, st->code.src.s, NULL, &st->prog, d))) goto fail;
     cl_int err;
-    st->kern = clCreateKernel(st->prog, "ew_stage", &err);
+    st->kern = clCreateKernel(st->prog, st->code.cpu ? "ew_eval" : "ew_stage", &err);
     if ((rc = dev_check(err, "clCreateKernel (ew_stage)", d))) goto fail;
+    if (st->code.cpu && st->code.has_filter) {
+        st->kern_pack = clCreateKernel(st->prog, "ew_pack", &err);
+        if ((rc = dev_check(err, "clCreateKernel (ew_pack)", d))) goto fail;
+    }
     st->on_device = 1;
     *out = st;
     return SP_OK;
@@ -211,8 +239,10 @@ void ew_stage_explain(const ew_stage *st, strbuf *sb)
         sb_printf(sb, "%s: host (%s)\n", st->name, st->why_host);
         return;
     }
-    sb_printf(sb, "%s: device, %s strategy, kernel ew_stage:\n", st->name,
-              dev_strategy(st->dev) == DEV_STRATEGY_GPU ? "GPU" : "CPU");
+    sb_printf(sb, "%s: device, %s strategy, %s:\n", st->name, st->code.cpu ? "CPU" : "GPU",
+              !st->code.cpu         ? "kernel ew_stage"
+              : st->code.has_filter ? "kernels ew_eval then ew_pack"
+                                    : "kernel ew_eval");
     sb_add(sb, st->code.src.s, st->code.src.len);
 }
 
@@ -253,6 +283,25 @@ static int ew_host_row(ew_stage *st, expr_scratch *s, expr_val *v, int *keep, sp
     return SP_OK;
 }
 
+/* Reports row r of `in`, which failed with d's message, to the stage's reject callback and
+ * clears d. The callback's non-zero status fails the run. */
+static int ew_reject(ew_stage *st, const sp_batch *in, size_t r, sp_diag *d)
+{
+    if (!st->reject) {
+        diag_clear(d);
+        return SP_OK;
+    }
+    strbuf sb;
+    sb_init(&sb, st->a);
+    sb_printf(&sb, "%s: ", d->msg);
+    batch_format_row(in, r, &sb);
+    int rc = sb.oom ? SP_ENOMEM : st->reject(st->reject_ud, r, sb.s);
+    sb_free(&sb);
+    diag_clear(d);
+    if (rc) return diag_set(d, rc, "%s: cannot report the rejected row %zu", st->name, r);
+    return SP_OK;
+}
+
 static int ew_host_part(void *ud, size_t p, unsigned worker)
 {
     (void)worker;
@@ -283,6 +332,10 @@ static int ew_host_part(void *ud, size_t p, unsigned worker)
             if (rc == SP_ERUNTIME) {
                 size_t l = strlen(d->msg);
                 snprintf(d->msg + l, sizeof d->msg - l, " at row %zu", r);
+                if (st->skip) {
+                    rc = ew_reject(st, in, r, d);
+                    continue;
+                }
             }
             break;
         }
@@ -393,7 +446,263 @@ static const sp_expr *ew_find_div(const sp_expr *e)
     return NULL;
 }
 
-static int ew_run_device(ew_stage *st, const sp_batch *in, sp_batch **outp, sp_diag *d)
+static int ew_div_error(ew_stage *st, size_t row, sp_diag *d)
+{
+    char pb[32] = "";
+    const sp_expr *dz = NULL;
+    for (int k = 0; k < st->nsteps && !dz; k++)
+        dz = ew_find_div(st->steps[k].body);
+    return diag_set(d, SP_ERUNTIME, "%s: %sdivision by zero at row %zu", st->name,
+                    ew_pos(dz, pb, sizeof pb), row);
+}
+
+/* ---------------------------------------------------------------------- device, CPU strategy */
+/* Chunk boundaries for n rows: an even split into about `want` chunks merged with the
+ * partition starts of `in`, padded with empty chunks to a multiple of lws. b receives nb + 1
+ * boundaries (nb = the chunk count returned through *nb), pstart[p] the chunk index where
+ * partition p starts (pstart[nparts] = nb). b has room for want + nparts + lws + 1 entries. */
+static void ew_bounds(const sp_batch *in, size_t want, size_t lws, cl_ulong *b, size_t *nb,
+                      size_t *pchunk)
+{
+    size_t n = in->n, k = 0, e = 0;
+    unsigned p = 0;
+    /* Merge the even split points e * n / want (e <= want) with part_start[0..nparts). */
+    while (e <= want || p < in->nparts) {
+        size_t ev = e <= want ? n / want * e + n % want * e / want : SIZE_MAX;
+        size_t pv = p < in->nparts ? in->part_start[p] : SIZE_MAX;
+        if (pv > n) pv = n;
+        size_t v = ev < pv ? ev : pv;
+        if (!k || b[k - 1] != v) b[k++] = v;
+        if (pv == v && p < in->nparts) pchunk[p++] = k - 1;
+        if (ev == v) e++;
+    }
+    size_t chunks = k - 1, padded = (chunks + lws - 1) / lws * lws;
+    for (; k <= padded; k++)
+        b[k] = n;
+    *nb = padded;
+    pchunk[in->nparts] = chunks;
+}
+
+static int ew_args(cl_kernel k, cl_uint *arg, const dev_buf *bufs, int nbufs, sp_diag *d)
+{
+    for (int j = 0; j < nbufs; j++) {
+        int rc = dev_check(clSetKernelArg(k, (*arg)++, sizeof(cl_mem), &bufs[j].mem),
+                           "clSetKernelArg (ew_stage)", d);
+        if (rc) return rc;
+    }
+    return SP_OK;
+}
+
+/* First failing row in stats[nb .. 2nb), or UINT64_MAX. */
+static cl_ulong ew_first_failure(const cl_ulong *stats, size_t nb)
+{
+    cl_ulong first = UINT64_MAX;
+    for (size_t c = 0; c < nb; c++)
+        first = stats[nb + c] < first ? stats[nb + c] : first;
+    return first;
+}
+
+/* Makes the device's writes to bufs[0..nbufs) visible in their host memory and, when dst is
+ * not NULL, reads `bytes` of `rd` into dst: every command enqueued at once, then one wait (a
+ * wait costs tens of microseconds on POCL; one per buffer would dominate small batches). */
+static int ew_sync(sp_dev *dev, dev_buf *bufs, int nbufs, const dev_buf *rd, void *dst,
+                   size_t bytes, sp_diag *d)
+{
+    cl_command_queue q = dev_queue(dev);
+    cl_int err = CL_SUCCESS;
+    if (dst) err = clEnqueueReadBuffer(q, rd->mem, CL_FALSE, 0, bytes, dst, 0, NULL, NULL);
+    for (int j = 0; j < nbufs && err == CL_SUCCESS; j++) {
+        dev_buf *b = &bufs[j];
+        if (!b->mem || !b->bytes || !b->host) continue;
+        if (!b->zero_copy) {
+            err = clEnqueueReadBuffer(q, b->mem, CL_FALSE, 0, b->bytes, b->host, 0, NULL, NULL);
+            continue;
+        }
+        /* OpenCL 1.2 5.4.3: USE_HOST_PTR memory holds the device's writes after a map. */
+        void *p =
+            clEnqueueMapBuffer(q, b->mem, CL_FALSE, CL_MAP_READ, 0, b->bytes, 0, NULL, NULL, &err);
+        if (err == CL_SUCCESS) err = clEnqueueUnmapMemObject(q, b->mem, p, 0, NULL, NULL);
+    }
+    cl_int fin = clFinish(q);
+    return dev_check(err != CL_SUCCESS ? err : fin, "making device results visible", d);
+}
+
+/* Largest staging (rows x output row bytes) the host packs itself after pass 1: below it
+ * a second launch and wait cost more than the copy. */
+enum { EW_HOST_PACK_MAX = 4u << 20 };
+
+/* 16 ulongs: 128 bytes, POCL's base alignment for zero-copy buffers. */
+static size_t ew_round16(size_t words)
+{
+    return (words + 15) / 16 * 16;
+}
+
+/* CPU strategy: see the file comment. *failed is set (and nothing returned) when rows fail
+ * at run time and the stage skips them: the caller runs the batch on the host. */
+static int ew_run_cpu(ew_stage *st, const sp_batch *in, sp_batch **outp, int *failed, sp_diag *d)
+{
+    const sp_allocator *a = st->a;
+    sp_dev *dev = st->dev;
+    const ew_code *code = &st->code;
+    size_t n = in->n, lws = dev_wg_size(dev);
+    int nin = code->nin, nout = code->nout, filt = code->has_filter;
+    unsigned np = in->nparts;
+    size_t want = (n + 255) / 256, cap_chunks = dev_groups(dev) * lws;
+    want = want < 1 ? 1 : want > cap_chunks ? cap_chunks : want;
+    size_t nb_cap = want + np + lws + 1, nb = 0;
+    sp_arena *ar = st->env->arenas[0];
+    sp_batch *out = NULL;
+    /* input, staging (with a filter) and output buffers; staging blocks and their sizes */
+    dev_buf *bufs = mem_calloc(a, (size_t)(nin + 2 * nout), sizeof *bufs);
+    void **tmp = mem_calloc(a, (size_t)nout, sizeof *tmp);
+    size_t *tmp_cap = mem_calloc(a, (size_t)nout, sizeof *tmp_cap);
+    dev_buf *bin = bufs, *btmp = bufs + nin, *bout = bufs + nin + nout;
+    dev_buf bbounds = {0}, bstats = {0}, boffs = {0};
+    /* bounds (nb_cap), then stats (2 * nb_cap; with a filter stats[0..nb] becomes offs) */
+    /* One arena block: bounds (nb_cap + 1), stats (2 * nb_cap, written by ew_eval), host
+     * copy of stats whose first nb + 1 words become the offsets (2 * nb_cap). Zero-copy
+     * wraps of its parts need no upload. */
+    size_t w_bounds = ew_round16(nb_cap + 1), w_stats = ew_round16(2 * nb_cap), meta_cap = 0;
+    cl_ulong *meta = arena_get(ar, (w_bounds + 2 * w_stats) * sizeof(cl_ulong), &meta_cap);
+    size_t *pchunk = mem_alloc(a, (np + 1) * sizeof *pchunk);
+    size_t *start = mem_alloc(a, (np + 1) * sizeof *start);
+    int rc;
+    if (!bufs || !tmp || !tmp_cap || !meta || !pchunk || !start) {
+        rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+        goto out;
+    }
+    cl_ulong *bounds = meta, *offs = meta + w_bounds + w_stats;
+    if ((rc = batch_new(st->env, st->out_td, in->time_ms, &out, d))) goto out;
+    if (n == 0) {
+        for (unsigned p = 0; p <= np; p++)
+            start[p] = 0;
+        goto parts;
+    }
+    ew_bounds(in, want, lws, bounds, &nb, pchunk);
+    for (int j = 0; j < nin; j++) {
+        const sp_col *c = &in->cols[code->in_cols[j]];
+        if ((rc = dev_buf_wrap(dev, c->data, n * type_width(c->type), DEV_BUF_READ, &bin[j], d)))
+            goto out;
+    }
+    /* Pass 1 writes the output columns directly without a filter, else staging blocks. */
+    for (int c = 0; c < nout; c++) {
+        sp_col *col = &out->cols[c];
+        size_t bytes = n * type_width(col->type);
+        void *p;
+        if (filt) {
+            p = tmp[c] = arena_get(ar, bytes, &tmp_cap[c]);
+        } else {
+            p = col_reserve(col, n, 0) ? NULL : col->data;
+        }
+        if (!p) {
+            rc = diag_set(d, SP_ENOMEM, "%s: out of memory for %zu rows", st->name, n);
+            goto out;
+        }
+        if ((rc = dev_buf_wrap(dev, p, bytes, filt ? DEV_BUF_RW : DEV_BUF_WRITE, &btmp[c], d)))
+            goto out;
+    }
+    cl_kernel k = st->kern;
+    cl_uint arg = 0;
+    if ((rc = dev_buf_wrap(dev, bounds, (nb + 1) * sizeof *bounds, DEV_BUF_READ, &bbounds, d)) ||
+        (rc = dev_buf_wrap(dev, meta + w_bounds, 2 * nb * sizeof *meta, DEV_BUF_RW, &bstats, d)) ||
+        (rc = ew_args(k, &arg, bin, nin, d)) || (rc = ew_args(k, &arg, btmp, nout, d)) ||
+        (rc = ew_args(k, &arg, &bbounds, 1, d)) || (rc = ew_args(k, &arg, &bstats, 1, d)) ||
+        (rc = dev_launch(dev, k, nb, lws, st->name, d)))
+        goto out;
+    /* The statistics come back with pass 1's stores (one wait) without a filter, and with a
+     * filter when the host packs the staged rows itself; else alone. */
+    size_t row_bytes = 0;
+    for (int c = 0; c < nout; c++)
+        row_bytes += type_width(out->cols[c].type);
+    int host_pack = filt && n * row_bytes <= EW_HOST_PACK_MAX;
+    if ((rc = ew_sync(dev, btmp, !filt || host_pack ? nout : 0, &bstats, offs,
+                      2 * nb * sizeof *offs, d)))
+        goto out;
+    cl_ulong first = ew_first_failure(offs, nb);
+    if (first != UINT64_MAX) {
+        if (st->skip)
+            *failed = 1;
+        else
+            rc = ew_div_error(st, (size_t)first, d);
+        goto out;
+    }
+    /* offs[0..nb]: the exclusive scan of the kept counts, each chunk's first output row. */
+    cl_ulong run = 0;
+    for (size_t c = 0; c < nb; c++) {
+        cl_ulong v = offs[c];
+        offs[c] = run;
+        run += v;
+    }
+    offs[nb] = run;
+    size_t count = (size_t)run;
+    if (filt && count) {
+        for (int c = 0; c < nout; c++) {
+            sp_col *col = &out->cols[c];
+            if (col_reserve(col, count, 0)) {
+                rc = diag_set(d, SP_ENOMEM, "%s: out of memory for %zu rows", st->name, count);
+                goto out;
+            }
+            if (!host_pack && (rc = dev_buf_wrap(dev, col->data, count * type_width(col->type),
+                                                 DEV_BUF_WRITE, &bout[c], d)))
+                goto out;
+        }
+        if (host_pack) {
+            for (int c = 0; c < nout; c++) {
+                size_t w = type_width(out->cols[c].type);
+                char *dst = out->cols[c].data;
+                const char *src = tmp[c];
+                for (size_t q = 0; q < nb; q++)
+                    memcpy(dst + offs[q] * w, src + bounds[q] * w, (offs[q + 1] - offs[q]) * w);
+            }
+            goto done;
+        }
+        k = st->kern_pack;
+        arg = 0;
+        if ((rc = dev_buf_wrap(dev, offs, (nb + 1) * sizeof *offs, DEV_BUF_READ, &boffs, d)) ||
+            (rc = ew_args(k, &arg, btmp, nout, d)) || (rc = ew_args(k, &arg, bout, nout, d)) ||
+            (rc = ew_args(k, &arg, &bbounds, 1, d)) || (rc = ew_args(k, &arg, &boffs, 1, d)) ||
+            (rc = dev_launch(dev, k, nb, lws, st->name, d)) ||
+            (rc = ew_sync(dev, bout, nout, NULL, NULL, 0, d)))
+            goto out;
+    }
+done:
+    for (int c = 0; c < nout; c++)
+        out->cols[c].len = count;
+    out->n = count;
+    for (unsigned p = 0; p <= np; p++)
+        start[p] = (size_t)offs[pchunk[p]];
+    start[np] = count;
+parts:
+    if (batch_set_parts(out, np, start, in->part_node)) {
+        rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
+        goto out;
+    }
+    *outp = out;
+    out = NULL;
+out:
+    if (bufs)
+        for (int j = 0; j < nin + 2 * nout; j++)
+            dev_buf_release(&bufs[j]);
+    dev_buf_release(&bbounds);
+    dev_buf_release(&bstats);
+    dev_buf_release(&boffs);
+    if (rc || *failed) dev_finish(dev, NULL); /* nothing may still write into memory freed */
+    if (tmp)
+        for (int c = 0; c < nout; c++)
+            if (tmp[c]) arena_put(ar, tmp[c], tmp_cap[c]);
+    mem_free(a, tmp);
+    mem_free(a, tmp_cap);
+    mem_free(a, bufs);
+    if (meta) arena_put(ar, meta, meta_cap);
+    mem_free(a, pchunk);
+    mem_free(a, start);
+    batch_release(out);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- device, GPU strategy */
+
+static int ew_run_gpu(ew_stage *st, const sp_batch *in, sp_batch **outp, int *failed, sp_diag *d)
 {
     const sp_allocator *a = st->a;
     sp_dev *dev = st->dev;
@@ -468,12 +777,11 @@ static int ew_run_device(ew_stage *st, const sp_batch *in, sp_batch **outp, sp_d
         (rc = dev_buf_read(dev, &berr, 0, &first_err, sizeof first_err, d)))
         goto out;
     if (first_err != UINT32_MAX) {
-        char pb[32] = "";
-        const sp_expr *dz = NULL;
-        for (int k = 0; k < st->nsteps && !dz; k++)
-            dz = ew_find_div(st->steps[k].body);
-        rc = diag_set(d, SP_ERUNTIME, "%s: %sdivision by zero at row %u", st->name,
-                      ew_pos(dz, pb, sizeof pb), (unsigned)first_err);
+        if (st->skip) {
+            *failed = 1;
+            goto out;
+        }
+        rc = ew_div_error(st, first_err, d);
         goto out;
     }
     if (filt) {
@@ -542,5 +850,12 @@ int ew_stage_run(ew_stage *st, sp_exec *exec, const sp_batch *in, sp_batch **out
         if (in->cols[st->code.in_cols[j]].type == SP_STR &&
             in->cols[st->code.in_cols[j]].enc != ENC_DICT)
             device = 0;
-    return device ? ew_run_device(st, in, out, d) : ew_run_host(st, exec, in, out, d);
+    if (device) {
+        int failed = 0;
+        int rc = st->code.cpu ? ew_run_cpu(st, in, out, &failed, d)
+                              : ew_run_gpu(st, in, out, &failed, d);
+        if (rc || !failed) return rc;
+        /* Rows failed and are skipped: the host evaluator names each of them. */
+    }
+    return ew_run_host(st, exec, in, out, d);
 }

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { PN_NONE = UINT32_MAX, PN_MIN_CAP = 1024, PN_MIN_CHUNK = 16384 };
+enum { PN_NONE = UINT32_MAX, PN_MIN_CAP = 1024, PN_MIN_CHUNK = 16384, PN_MAP_MIN_BITS = 6 };
 
 typedef struct pn_arr {
     void *p;
@@ -47,9 +47,13 @@ struct panes {
         int64_t l;
         double f;
     } ident;
-    /* key id -> slot; per-slot host state */
-    uint32_t *id2slot;
-    size_t nids;
+    /* key id -> slot: open addressing (linear probing, backward-shift deletion), entries
+     * slot << 32 | id, PN_EMPTY when free; mcap a power of two, live keys at most half of it,
+     * halved when they fall under an eighth */
+    uint64_t *map;
+    size_t mcap;
+    int mbits;
+    /* per-slot host state */
     uint32_t *slot2id, *ref, *stamp, *local;
     uint8_t *live;
     size_t scap;
@@ -441,19 +445,86 @@ static int pn_ensure_cap(panes *p, sp_diag *d)
     return rc;
 }
 
+/* ------------------------------------------------------------------------- key id -> slot */
+
+#define PN_EMPTY UINT64_MAX
+
+static size_t pn_hash(const panes *p, uint32_t id)
+{
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> (64 - p->mbits));
+}
+
+static uint32_t pn_map_find(const panes *p, uint32_t id)
+{
+    if (!p->mcap) return PN_NONE;
+    size_t mask = p->mcap - 1;
+    for (size_t i = pn_hash(p, id);; i = (i + 1) & mask) {
+        uint64_t e = p->map[i];
+        if (e == PN_EMPTY) return PN_NONE;
+        if ((uint32_t)e == id) return (uint32_t)(e >> 32);
+    }
+}
+
+static void pn_map_put(panes *p, uint64_t e)
+{
+    size_t mask = p->mcap - 1, i = pn_hash(p, (uint32_t)e);
+    while (p->map[i] != PN_EMPTY)
+        i = (i + 1) & mask;
+    p->map[i] = e;
+}
+
+/* Rehashes into 2^bits entries. O(old capacity). */
+static int pn_map_resize(panes *p, int bits)
+{
+    size_t cap = (size_t)1 << bits;
+    uint64_t *m = mem_alloc(p->c.alloc, cap * sizeof *m), *old = p->map;
+    if (!m) return SP_ENOMEM;
+    memset(m, 0xff, cap * sizeof *m);
+    size_t ocap = p->mcap;
+    p->map = m;
+    p->mcap = cap;
+    p->mbits = bits;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i] != PN_EMPTY) pn_map_put(p, old[i]);
+    mem_free(p->c.alloc, old);
+    return SP_OK;
+}
+
+static void pn_map_del(panes *p, uint32_t id)
+{
+    size_t mask = p->mcap - 1, i = pn_hash(p, id);
+    while ((uint32_t)p->map[i] != id)
+        i = (i + 1) & mask;
+    /* backward shift: move later entries of the probe run whose home is not in (i, j] */
+    for (size_t j = (i + 1) & mask; p->map[j] != PN_EMPTY; j = (j + 1) & mask) {
+        size_t k = pn_hash(p, (uint32_t)p->map[j]);
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays) continue;
+        p->map[i] = p->map[j];
+        i = j;
+    }
+    p->map[i] = PN_EMPTY;
+}
+
 /* ---------------------------------------------------------------------------------- slots */
 
 static void pn_slot_free(panes *p, uint32_t s)
 {
-    p->id2slot[p->slot2id[s]] = PN_NONE;
+    pn_map_del(p, p->slot2id[s]);
     p->slot2id[s] = PN_NONE;
     p->stamp[s] = 0;
     p->freel[p->nfree++] = s;
     p->nlive--;
+    /* Shrinking is best effort: on failure the larger table stays valid. */
+    if (p->mbits > PN_MAP_MIN_BITS && (size_t)p->nlive * 8 < p->mcap)
+        (void)pn_map_resize(p, p->mbits - 1);
 }
 
 static int pn_slot_new(panes *p, uint32_t id, uint32_t *out)
 {
+    if ((size_t)(p->nlive + 1) * 2 > p->mcap &&
+        pn_map_resize(p, p->mcap ? p->mbits + 1 : PN_MAP_MIN_BITS))
+        return SP_ENOMEM;
     uint32_t s;
     if (p->nfree) {
         s = p->freel[--p->nfree];
@@ -477,8 +548,8 @@ static int pn_slot_new(panes *p, uint32_t id, uint32_t *out)
         p->scap = cap;
         p->nslots++;
     }
+    pn_map_put(p, (uint64_t)s << 32 | id);
     p->slot2id[s] = id;
-    p->id2slot[id] = s;
     p->nlive++;
     *out = s;
     return SP_OK;
@@ -563,7 +634,7 @@ void panes_free(panes *p)
     pn_arr_put(p, &p->vals);
     const sp_allocator *a = p->c.alloc;
     mem_free(a, p->pool);
-    mem_free(a, p->id2slot);
+    mem_free(a, p->map);
     mem_free(a, p->slot2id);
     mem_free(a, p->ref);
     mem_free(a, p->stamp);
@@ -582,6 +653,21 @@ uint32_t panes_live_slots(const panes *p)
 size_t panes_count(const panes *p)
 {
     return p->npanes;
+}
+
+void panes_stats_get(const panes *p, panes_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->live = p->nlive;
+    st->slots = p->nslots;
+    st->cap = p->cap;
+    st->map_cap = p->mcap;
+    st->panes = p->npanes;
+    st->dense = 1 + (p->c.mode == PANES_TWO_STACKS) + p->npool;
+    for (const pn_pane *q = p->head; q; q = q->next) {
+        st->entries += q->m;
+        st->dense += q->F != NULL;
+    }
 }
 
 /* ------------------------------------------------------------------------------- building */
@@ -616,13 +702,7 @@ int panes_add(panes *p, const uint32_t *ids, const void *vals, size_t n, sp_diag
     uint32_t *lk = (uint32_t *)p->lk.p + p->nrows;
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids[i];
-        if (id >= p->nids) {
-            size_t cap = p->nids;
-            if (pn_grow(p->c.alloc, (void **)&p->id2slot, &cap, (size_t)id + 1, 4, 0xff))
-                return pn_oom(d, "key slots");
-            p->nids = cap;
-        }
-        uint32_t s = p->id2slot[id];
+        uint32_t s = pn_map_find(p, id);
         if (s == PN_NONE && pn_slot_new(p, id, &s)) return pn_oom(d, "key slots");
         if (p->stamp[s] != p->serial) {
             p->stamp[s] = p->serial;

@@ -1,18 +1,26 @@
 /* panes_int.h — sliding-window panes on the device: per-key partial aggregates of each pane
  * (a stretch of gcd(window, slide) of the input), and the window built from them.
  *
- * Keys. Callers give dense key ids (dictionary ids or keymap ids, which grow for the life of
- * the stream). The panes map each live key id to a slot; dense device arrays are indexed by
- * slot, so their size follows the keys alive in the window, not every key ever seen. A slot
- * is reclaimed once no retained pane holds its key (and, on Spark's inverse path, the key has
- * been removed from the window state): reclaimed slots hold the identity everywhere, so they
- * can be reused at once.
+ * Keys: a hash-organised layout. Callers give key ids (dictionary ids or keymap ids: the
+ * stream-lifetime hash of key values to ids, shared with every keyed operator). The panes
+ * keep a hash table from live key id to a compact slot (open addressing, sized to the live
+ * keys) and dense device arrays indexed by slot, so nothing here is sized by the key domain
+ * or by the keys ever seen: small domains (dictionary ids of a few words) and large ones
+ * (4 Mi integer keys, string keys that rotate) use the same layout. A slot is reclaimed once
+ * no retained pane holds its key (and, on Spark's inverse path, the key has been removed from
+ * the window state): its table entry is deleted, and the slot holds the identity everywhere so
+ * it can be reused at once.
+ *
+ * Memory bound: retained panes x live keys. Precisely, the retained panes' sparse entries
+ * (at most panes x live keys, and at most the records they cover), the dense arrays (16 bytes
+ * x slots each: the window, plus, for two-stacks, one per front pane), the per-slot host
+ * arrays (slots = the peak number of keys live at once), and the id table (at most 8 x live
+ * keys entries of 8 bytes; it shrinks as keys leave). A stream whose key set rotates keeps a
+ * constant footprint (panes_stats; tested in test_window).
  *
  * Panes. Rows of the open pane are buffered (slot-compacted local ids and values); closing it
  * reduces them with kreduce_dense into a sparse pane: m distinct slots with their partial
- * aggregate and record count, uploaded once and kept until the pane leaves. Memory: the
- * retained panes' entries (at most panes x live keys, and at most the records they cover)
- * plus the dense arrays below.
+ * aggregate and record count, uploaded once and kept until the pane leaves.
  *
  * Three modes:
  *  PANES_INVERTIBLE  SUM, COUNT, AVG: window arrays acc/cnt updated as + entering panes and
@@ -84,5 +92,17 @@ int panes_remove(panes *p, const uint32_t *slots, size_t n, sp_diag *d);
 uint32_t panes_live_slots(const panes *p);
 /** Retained panes. */
 size_t panes_count(const panes *p);
+
+/** Memory in use (tests, memory reports). */
+typedef struct panes_stats {
+    uint32_t live;  /* keys holding a slot now */
+    uint32_t slots; /* slots ever made: the peak of live keys (host per-slot arrays) */
+    uint32_t cap;   /* slots of each dense array (a power of two >= slots) */
+    size_t map_cap; /* entries of the key id -> slot table (<= 8 x live, or its minimum) */
+    size_t panes;   /* retained panes */
+    size_t entries; /* (slot, partial) entries of the retained panes */
+    size_t dense;   /* dense aggregates held (window, result, two-stacks fronts and pool) */
+} panes_stats;
+void panes_stats_get(const panes *p, panes_stats *st);
 
 #endif

@@ -1,9 +1,9 @@
 /* ast_int.h — job scripts: tokens, the syntax tree and the parser (parse.c).
  *
- * A script is a list of statements: `batch DURATION`, `val NAME = EXPR` and expression
- * statements. Newlines end statements except inside brackets, after a token that cannot end
- * one (an operator, `=`, `=>`, `,`), or before a line that starts with `.`. Every node keeps
- * the 1-based line and column of its first character. */
+ * A script is a list of statements: `batch DURATION [eventTime(COLUMN)]`, `watermark
+ * DURATION`, `val NAME = EXPR` and expression statements. Newlines end statements except inside
+ * brackets, after a token that cannot end one (an operator, `=`, `=>`, `,`), or before a line that
+ * starts with `.`. Every node keeps the 1-based line and column of its first character. */
 #ifndef SPATE_AST_INT_H
 #define SPATE_AST_INT_H
 
@@ -13,22 +13,23 @@
 #include <stdint.h>
 
 typedef enum ast_kind {
-    A_INT,    /* i */
-    A_FLOAT,  /* f */
-    A_STR,    /* s, slen */
-    A_BOOL,   /* i */
-    A_DUR,    /* i: milliseconds */
-    A_NAME,   /* s */
-    A_TUPLE,  /* kids */
-    A_CALL,   /* s(kids): a function call by name */
-    A_METHOD, /* kids[0].s(kids[1..]); parens: written with () */
-    A_BINOP,  /* op, kids[0..1] */
-    A_UNOP,   /* op, kids[0] */
-    A_IF,     /* kids: cond, then, else */
-    A_LAMBDA, /* params[0..nparams) => kids[0] */
-    A_NAMED,  /* s = kids[0] (a named argument) */
-    A_VAL,    /* statement: val s = kids[0] */
-    A_BATCH   /* statement: batch i (ms) */
+    A_INT,      /* i */
+    A_FLOAT,    /* f */
+    A_STR,      /* s, slen */
+    A_BOOL,     /* i */
+    A_DUR,      /* i: milliseconds */
+    A_NAME,     /* s */
+    A_TUPLE,    /* kids */
+    A_CALL,     /* s(kids): a function call by name */
+    A_METHOD,   /* kids[0].s(kids[1..]); parens: written with () */
+    A_BINOP,    /* op, kids[0..1] */
+    A_UNOP,     /* op, kids[0] */
+    A_IF,       /* kids: cond, then, else */
+    A_LAMBDA,   /* params[0..nparams) => kids[0] */
+    A_NAMED,    /* s = kids[0] (a named argument) */
+    A_VAL,      /* statement: val s = kids[0] */
+    A_BATCH,    /* statement: batch i (ms) [eventTime(s)]; s NULL without eventTime */
+    A_WATERMARK /* statement: watermark i (ms) */
 } ast_kind;
 
 typedef struct ast {

@@ -2,6 +2,7 @@
  * lambdas as sp_expr trees. Every lambda is type checked against its stream's element type
  * (expr_compile) before the API call, so type errors carry script positions; an API call that
  * still fails is reported at the method's position with the engine's message. */
+#include "io/parse_int.h"
 #include "script/adapt_int.h"
 #include "script/ast_int.h"
 #include "script/script_int.h"
@@ -9,13 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SC_MAX_VALS = 256, SC_MAX_ADAPTERS = 256 };
+enum { SC_MAX_VALS = 256, SC_MAX_ADAPTERS = 256, SC_MAX_ARGS = 64, SC_MAX_RECS = 128 };
 
 typedef struct sc_val {
     const char *name;
     sp_stream *stream; /* a DStream, or NULL for a constant */
     const ast *def;    /* a constant's expression (inlined into lambdas) */
 } sc_val;
+
+/* The column names of a stream of parsed records (r.status in a lambda over its elements). */
+typedef struct sc_rec {
+    const sp_stream *stream;
+    char **names; /* flattened columns in order; owned when `owned` */
+    int n, owned;
+} sc_rec;
 
 struct script {
     sp_allocator alloc;
@@ -31,7 +39,16 @@ struct script {
     int nads;
     int skip;
     FILE *rejects;
-    strbuf plan; /* script_explain's listing */
+    strbuf plan;          /* script_explain's listing */
+    const char *ev_col;   /* batch ... eventTime(ev_col), or NULL */
+    const ast *ev_at;     /* that statement */
+    int64_t watermark_ms; /* watermark statement */
+    struct {
+        char *name, *value;
+    } args[SC_MAX_ARGS]; /* --arg name=value */
+    int nargs;
+    sc_rec recs[SC_MAX_RECS];
+    int nrecs;
 };
 
 /* The compiler's state for one build. */
@@ -39,6 +56,8 @@ typedef struct sc {
     script *s;
     sp_context *ctx;
     sp_diag d;
+    sp_stream *ev_stream;  /* the event-time stream, once made */
+    const sc_rec *lam_rec; /* the record names a 1-parameter lambda's element has, or NULL */
 } sc;
 
 /* A lambda's parameters in scope: name -> sp_expr_arg index; streams bound by transform. */
@@ -49,6 +68,7 @@ typedef struct lenv {
     const char *snames[2];
     sp_stream *streams[2];
     int nstreams;
+    const sc_rec *recs[EXPR_MAX_ARGS]; /* parameters that are parsed records, by index */
 } lenv;
 
 __attribute__((format(printf, 4, 5))) static int err_at(sc *c, const ast *at, int code,
@@ -136,9 +156,54 @@ static sp_td *stream_td(sc *c, sp_stream *st)
     return t;
 }
 
+/* The record names of stream st, or NULL. */
+static const sc_rec *rec_of(const script *s, const sp_stream *st)
+{
+    for (int i = 0; i < s->nrecs; i++)
+        if (s->recs[i].stream == st) return &s->recs[i];
+    return NULL;
+}
+
+/* Gives stream st the column names `names` (copied when copy, else shared with the entry
+ * that owns them, which lives as long as the script). */
+static int rec_add(sc *c, const sp_stream *st, char *const *names, int n, int copy)
+{
+    script *s = c->s;
+    if (s->nrecs == SC_MAX_RECS) return SP_OK; /* names are a convenience: _1 still works */
+    sc_rec *r = &s->recs[s->nrecs];
+    r->stream = st;
+    r->n = n;
+    r->owned = copy;
+    if (!copy) {
+        r->names = (char **)names;
+        s->nrecs++;
+        return SP_OK;
+    }
+    r->names = mem_calloc(&s->alloc, (size_t)(n ? n : 1), sizeof *r->names);
+    if (!r->names) return diag_set(&c->d, SP_ENOMEM, "1:1: out of memory");
+    s->nrecs++;
+    for (int i = 0; i < n; i++)
+        if (!(r->names[i] = mem_strdup(&s->alloc, names[i])))
+            return diag_set(&c->d, SP_ENOMEM, "1:1: out of memory");
+    return SP_OK;
+}
+
+static void recs_free(script *s)
+{
+    for (int i = 0; i < s->nrecs; i++) {
+        sc_rec *r = &s->recs[i];
+        if (!r->owned) continue;
+        for (int k = 0; k < r->n; k++)
+            mem_free(&s->alloc, r->names[k]);
+        mem_free(&s->alloc, r->names);
+    }
+    s->nrecs = 0;
+}
+
 /* ------------------------------------------------------------------------------ lambdas */
 
 static int ex(sc *c, lenv *env, const ast *a, sp_expr **out);
+static int script_arg(sc *c, const ast *a, const char **out, int *from_cli);
 
 static sp_expr *at(sp_expr *e, const ast *a)
 {
@@ -158,6 +223,55 @@ static int ex_method(sc *c, lenv *env, const ast *a, sp_expr **out)
     sp_context *ctx = c->ctx;
     sp_expr *recv, *args[8];
     int rc, na = a->n - 1;
+    /* r.status, r.user.name: a named column of a parsed record (dotted for JSON paths) */
+    const ast *base = a;
+    char path[512];
+    size_t plen = 0;
+    while (base->k == A_METHOD && !base->parens && base->n == 1)
+        base = base->kids[0];
+    if (base != a && base->k == A_NAME) {
+        for (const ast *q = a; q != base; q = q->kids[0]) {
+            size_t l = strlen(q->s);
+            if (plen + l + 1 >= sizeof path) break;
+            memmove(path + l + (plen ? 1 : 0), path, plen);
+            memcpy(path, q->s, l);
+            if (plen) path[l] = '.';
+            plen += l + (plen ? 1 : 0);
+        }
+        path[plen] = '\0';
+        const sc_rec *rec = NULL;
+        int pi = -1;
+        for (int i = env->nnames - 1; i >= 0 && pi < 0; i--)
+            if (env->names[i] && !strcmp(env->names[i], base->s)) pi = i;
+        if (pi >= 0) rec = env->recs[pi];
+        for (int i = 0; rec && i < rec->n; i++)
+            if (!strcmp(rec->names[i], path)) {
+                sp_expr *arg = at(sp_expr_arg(ctx, pi), base);
+                if (!arg) return err_at(c, a, SP_ENOMEM, "out of memory");
+                return ex_check(c, a, rec->n == 1 ? arg : sp_expr_field(ctx, arg, i), out);
+            }
+    }
+    if (!a->parens && !na && a->kids[0]->k == A_NAME) {
+        const sc_rec *rec = NULL;
+        int pi = -1;
+        for (int i = env->nnames - 1; i >= 0 && pi < 0; i--)
+            if (env->names[i] && !strcmp(env->names[i], a->kids[0]->s)) pi = i;
+        if (pi >= 0) rec = env->recs[pi];
+        int prefix = 0; /* r.user of r.user.name */
+        for (int i = 0; rec && i < rec->n; i++)
+            if (!strncmp(rec->names[i], m, strlen(m)) && rec->names[i][strlen(m)] == '.')
+                prefix = 1;
+        if (rec && !prefix && !(m[0] == '_' && m[1] >= '1' && m[1] <= '9')) {
+            strbuf sb;
+            sb_init(&sb, &c->s->alloc);
+            for (int i = 0; i < rec->n; i++)
+                sb_printf(&sb, "%s%s", i ? ", " : "", rec->names[i]);
+            rc = err_at(c, a, SP_ETYPE, "%s has no column %s (columns: %s)", a->kids[0]->s, m,
+                        sb.s && !sb.oom ? sb.s : "?");
+            sb_free(&sb);
+            return rc;
+        }
+    }
     if ((rc = ex(c, env, a->kids[0], &recv))) return rc;
     if (m[0] == '_' && m[1] >= '1' && m[1] <= '9' && !m[2] && !a->parens)
         return ex_check(c, a, sp_expr_field(ctx, recv, m[1] - '1'), out);
@@ -187,6 +301,7 @@ static int ex_method(sc *c, lenv *env, const ast *a, sp_expr **out)
             lenv in = *env;
             int p = in.next++;
             in.names[p] = k->params[0];
+            in.recs[p] = NULL;
             if (in.nnames <= p) in.nnames = p + 1;
             sp_expr *body;
             if ((rc = ex(c, &in, k->kids[0], &body))) return rc;
@@ -223,7 +338,7 @@ static int ex(sc *c, lenv *env, const ast *a, sp_expr **out)
         if (!strcmp(a->s, "None")) return ex_check(c, a, sp_expr_call(ctx, "None", 0, NULL), out);
         sc_val *v = find_val(c->s, a->s);
         if (v && !v->stream) {
-            lenv none = {{NULL}, 0, 0, {NULL}, {NULL}, 0};
+            lenv none = {.nnames = 0};
             return ex(c, &none, v->def, out);
         }
         if (v) return err_at(c, a, SP_ETYPE, "%s is a stream, not a value", a->s);
@@ -264,6 +379,11 @@ static int ex(sc *c, lenv *env, const ast *a, sp_expr **out)
         if (!strcmp(a->s, "Some") || !strcmp(a->s, "Seq") || !strcmp(a->s, "List") ||
             !strcmp(a->s, "None"))
             return ex_check(c, a, sp_expr_call(ctx, a->s, a->n, args), out);
+        if (!strcmp(a->s, "arg")) {
+            const char *v;
+            if ((rc = script_arg(c, a, &v, NULL))) return rc;
+            return ex_check(c, a, sp_expr_str(ctx, v), out);
+        }
         return err_at(c, a, SP_EINVAL, "unknown function %s", a->s);
     }
     case A_METHOD:
@@ -287,10 +407,11 @@ static int lambda(sc *c, const ast *a, int nparams, const char *what, sp_expr **
     if (a->nparams != nparams)
         return err_at(c, a, SP_ETYPE, "%s takes a lambda of %d parameter%s, got %d", what, nparams,
                       nparams == 1 ? "" : "s", a->nparams);
-    lenv env = {{NULL}, 0, nparams, {NULL}, {NULL}, 0};
+    lenv env = {.next = nparams};
     for (int i = 0; i < nparams; i++)
         env.names[i] = a->params[i];
     env.nnames = nparams;
+    if (nparams == 1) env.recs[0] = c->lam_rec;
     return ex(c, &env, a->kids[0], body);
 }
 
@@ -333,11 +454,83 @@ static int want_args(sc *c, const ast *a, int na, int lo, int hi)
     return err_at(c, a, SP_ETYPE, "%s takes %d to %d arguments, got %d", m, lo, hi, na);
 }
 
-static int arg_str(sc *c, const ast *a, const char **out)
+/* arg(NAME[, DEFAULT]): the value given with --arg NAME=VALUE, else DEFAULT (an error when
+ * there is neither). *from_cli (may be NULL): 1 when the value came from the command line. */
+static int script_arg(sc *c, const ast *a, const char **out, int *from_cli)
 {
+    int rc = want_args(c, a, a->n, 1, 2);
+    if (rc) return rc;
+    for (int i = 0; i < a->n; i++)
+        if (a->kids[i]->k != A_STR)
+            return err_at(c, a->kids[i], SP_ETYPE,
+                          "arg takes string literals: arg(\"name\", \"default\")");
+    const char *name = a->kids[0]->s;
+    for (int i = c->s->nargs - 1; i >= 0; i--)
+        if (!strcmp(c->s->args[i].name, name)) {
+            *out = c->s->args[i].value;
+            if (from_cli) *from_cli = 1;
+            return SP_OK;
+        }
+    if (a->n < 2)
+        return err_at(c, a, SP_EINVAL, "no value for arg %s: give --arg %s=VALUE", name, name);
+    *out = a->kids[1]->s;
+    if (from_cli) *from_cli = 0;
+    return SP_OK;
+}
+
+/* A string: a literal, arg(...), or a val holding one of these. */
+static int arg_str_ex(sc *c, const ast *a, const char **out, int *from_cli)
+{
+    if (from_cli) *from_cli = 0;
+    if (a->k == A_NAME) {
+        sc_val *v = find_val(c->s, a->s);
+        if (v && !v->stream) return arg_str_ex(c, v->def, out, from_cli);
+    }
+    if (a->k == A_CALL && !strcmp(a->s, "arg")) return script_arg(c, a, out, from_cli);
     if (a->k != A_STR) return err_at(c, a, SP_ETYPE, "expected a string literal");
+    if (memchr(a->s, '\0', a->slen))
+        return err_at(c, a, SP_EUNSUPPORTED, "strings with \\0 are not supported");
     *out = a->s;
     return SP_OK;
+}
+
+static int arg_str(sc *c, const ast *a, const char **out)
+{
+    return arg_str_ex(c, a, out, NULL);
+}
+
+static const char *path_of(sc *c, const char *p, char *buf, size_t size);
+
+/* An input file name: relative names written in the script are resolved against its
+ * directory (inputs ship with the job); names given with --arg are taken as given, relative to
+ * the working directory. Outputs (saveAsTextFiles, report) are always relative to the working
+ * directory: they belong to whoever runs the job. */
+static int arg_path(sc *c, const ast *a, char *buf, size_t size, const char **out)
+{
+    int cli = 0;
+    const char *p;
+    int rc = arg_str_ex(c, a, &p, &cli);
+    if (rc) return rc;
+    *out = cli ? p : path_of(c, p, buf, size);
+    return SP_OK;
+}
+
+/* A number literal (integer or real) or a val holding one. */
+static int arg_num(sc *c, const ast *a, double *out)
+{
+    if (a->k == A_NAME) {
+        sc_val *v = find_val(c->s, a->s);
+        if (v && !v->stream) return arg_num(c, v->def, out);
+    }
+    if (a->k == A_FLOAT) {
+        *out = a->f;
+        return SP_OK;
+    }
+    if (a->k == A_INT) {
+        *out = (double)a->i;
+        return SP_OK;
+    }
+    return err_at(c, a, SP_ETYPE, "expected a number literal");
 }
 
 static int arg_int(sc *c, const ast *a, int64_t *out)
@@ -387,18 +580,21 @@ static int source(sc *c, const ast *a, sp_stream **out)
     int na = a->n;
     sp_stream *s = NULL;
     if (!strcmp(m, "queueStream")) {
-        if ((rc = want_args(c, a, na, 1, 2)) || (rc = arg_str(c, a->kids[0], &p)) ||
+        if ((rc = want_args(c, a, na, 1, 2)) ||
+            (rc = arg_path(c, a->kids[0], buf, sizeof buf, &p)) ||
             (na == 2 && (rc = arg_str(c, a->kids[1], &q))))
             return rc;
-        s = sp_queue_stream(ctx, path_of(c, p, buf, sizeof buf), q);
+        s = sp_queue_stream(ctx, p, q);
     } else if (!strcmp(m, "textFile")) {
-        if ((rc = want_args(c, a, na, 1, 1)) || (rc = arg_str(c, a->kids[0], &p))) return rc;
-        s = sp_text_file(ctx, path_of(c, p, buf, sizeof buf));
+        if ((rc = want_args(c, a, na, 1, 1)) || (rc = arg_path(c, a->kids[0], buf, sizeof buf, &p)))
+            return rc;
+        s = sp_text_file(ctx, p);
     } else if (!strcmp(m, "textFileStream")) {
-        if ((rc = want_args(c, a, na, 1, 1)) || (rc = arg_str(c, a->kids[0], &p))) return rc;
-        s = sp_text_file_stream(ctx, path_of(c, p, buf, sizeof buf));
+        if ((rc = want_args(c, a, na, 1, 1)) || (rc = arg_path(c, a->kids[0], buf, sizeof buf, &p)))
+            return rc;
+        s = sp_text_file_stream(ctx, p);
     } else if (!strcmp(m, "socketTextStream")) {
-        int64_t port;
+        int64_t port = 0;
         if ((rc = want_args(c, a, na, 2, 2)) || (rc = arg_str(c, a->kids[0], &p)) ||
             (rc = arg_int(c, a->kids[1], &port)))
             return rc;
@@ -451,6 +647,15 @@ static int source(sc *c, const ast *a, sp_stream **out)
         return 1; /* not a source */
     }
     if (!s) return api_fail(c, a, m);
+    /* eventTime(_N) names a column of a source's records by position */
+    const char *ev = c->s->ev_col;
+    if (ev && !c->ev_stream && ev[0] == '_' && ev[1] >= '1' && ev[1] <= '9') {
+        int col = atoi(ev + 1) - 1;
+        sp_stream *e = sp_stream_event_time(s, col, c->s->watermark_ms);
+        if (!e) return api_fail(c, c->s->ev_at, "eventTime");
+        c->ev_stream = e;
+        s = e;
+    }
     *out = s;
     return SP_OK;
 }
@@ -484,6 +689,79 @@ static void note(sc *c, const ast *a, sp_stream *s)
 }
 
 static int script_window(sc *c, const ast *a, sp_stream *r, const sp_td *t, sp_stream **out);
+
+/* parse(FORMAT[, ARG]) on a stream of lines: the records get the format's column names, and
+ * the first parsed stream with the column of `batch ... eventTime(COLUMN)` becomes the
+ * event-time stream. */
+static int script_parse(sc *c, const ast *a, sp_stream *r, const char *fmt, const char *parg,
+                        sp_stream **out)
+{
+    parse_spec *ps = NULL;
+    sp_diag d;
+    diag_clear(&d);
+    if (parse_spec_new(&c->s->alloc, fmt, parg, &ps, &d)) {
+        parse_spec_free(ps);
+        return err_from(c, a, &d);
+    }
+    int rc = SP_OK;
+    sp_stream *s = sp_stream_parse(r, fmt, parg);
+    if (!s) {
+        rc = api_fail(c, a, "parse");
+        goto out;
+    }
+    if ((rc = rec_add(c, s, ps->names, ps->ncols, 1))) goto out;
+    const sc_rec *rec = rec_of(c->s, s);
+    const char *ev = c->s->ev_col;
+    if (ev && !c->ev_stream && rec) {
+        int col = -1;
+        for (int i = 0; i < rec->n && col < 0; i++)
+            if (!strcmp(rec->names[i], ev)) col = i;
+        if (col >= 0) {
+            note(c, a, s);
+            sp_stream *e = sp_stream_event_time(s, col, c->s->watermark_ms);
+            if (!e) {
+                rc = api_fail(c, c->s->ev_at, "eventTime");
+                goto out;
+            }
+            c->ev_stream = e;
+            if ((rc = rec_add(c, e, rec->names, rec->n, 0))) goto out;
+            s = e;
+        }
+    }
+    *out = s;
+out:
+    parse_spec_free(ps);
+    return rc;
+}
+
+/* Seq(q1, q2, ...) (or one number): quantiles in [0, 1]. */
+static int quantile_list(sc *c, const ast *a, double *qs, int cap, int *n)
+{
+    int rc;
+    if (a->k == A_NAME) {
+        sc_val *v = find_val(c->s, a->s);
+        if (v && !v->stream) return quantile_list(c, v->def, qs, cap, n);
+    }
+    *n = 0;
+    if (a->k == A_CALL &&
+        (!strcmp(a->s, "Seq") || !strcmp(a->s, "List") || !strcmp(a->s, "Array"))) {
+        if (a->n < 1 || a->n > cap)
+            return err_at(c, a, SP_ETYPE, "quantiles: give 1 to %d probabilities", cap);
+        for (int i = 0; i < a->n; i++) {
+            if ((rc = arg_num(c, a->kids[i], &qs[i]))) return rc;
+            if (!(qs[i] >= 0 && qs[i] <= 1))
+                return err_at(c, a->kids[i], SP_EINVAL, "a quantile must lie in [0, 1]");
+        }
+        *n = a->n;
+        return SP_OK;
+    }
+    if ((rc = arg_num(c, a, &qs[0]))) return rc;
+    if (!(qs[0] >= 0 && qs[0] <= 1))
+        return err_at(c, a, SP_EINVAL, "a quantile must lie in [0, 1]");
+    *n = 1;
+    return SP_OK;
+}
+
 static int lambda(sc *c, const ast *a, int nparams, const char *what, sp_expr **body);
 
 /* A DStream method on stream r; *out NULL for outputs (print, saveAsTextFiles). */
@@ -499,6 +777,8 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
     char b1[256];
     if (!t) return err_at(c, a, SP_ENOMEM, "out of memory");
     *out = NULL;
+    const sc_rec *rec = rec_of(c->s, r);
+    c->lam_rec = !strcmp(m, "mapValues") || !strcmp(m, "flatMapValues") ? NULL : rec;
 #define ARGS(lo, hi)                                                                               \
     if ((rc = want_args(c, a, na, lo, hi))) goto done
     if (!strcmp(m, "map") || !strcmp(m, "filter") || !strcmp(m, "mapValues")) {
@@ -641,6 +921,70 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
             if ((rc = add_adapter(c, ad))) goto done;
             s = sp_stream_transform(r, sp_stream_type(r), adapt_transform_fn, ad);
         }
+    } else if (!strcmp(m, "parse")) {
+        ARGS(1, 2);
+        const char *fmt = NULL, *parg = NULL;
+        if ((rc = arg_str(c, k1, &fmt)) || (na == 2 && (rc = arg_str(c, a->kids[2], &parg))))
+            goto done;
+        rc = script_parse(c, a, r, fmt, parg, &s);
+        if (rc) goto done;
+    } else if (!strncmp(m, "countApproxDistinct", 19)) {
+        const char *rest = m + 19;
+        int byk = !strncmp(rest, "ByKey", 5);
+        if (byk) rest += 5;
+        int win = !strcmp(rest, "AndWindow");
+        if (*rest && !win) {
+            rc = err_at(c, a, SP_EINVAL, "unknown DStream method %s", m);
+            goto done;
+        }
+        double rsd = 0.05;
+        int64_t w = 0, sl = 0;
+        ARGS(win ? 2 : 0, win ? 3 : 1);
+        if ((na >= 1 && (rc = arg_num(c, k1, &rsd))) ||
+            (win && ((rc = arg_dur(c, a->kids[2], &w)) ||
+                     (na == 3 && (rc = arg_dur(c, a->kids[3], &sl))))) ||
+            (byk && (rc = need_pair(c, a, t))))
+            goto done;
+        s = byk ? (win ? sp_stream_count_approx_distinct_by_key_and_window(r, rsd, w, sl)
+                       : sp_stream_count_approx_distinct_by_key(r, rsd))
+                : (win ? sp_stream_count_approx_distinct_and_window(r, rsd, w, sl)
+                       : sp_stream_count_approx_distinct(r, rsd));
+    } else if (!strcmp(m, "approxQuantilesByKey") || !strcmp(m, "approxQuantilesByKeyAndWindow")) {
+        int win = m[20] == 'A';
+        double qs[32], rel = 0.01;
+        int nq = 0;
+        int64_t w = 0, sl = 0;
+        ARGS(win ? 3 : 1, win ? 4 : 2);
+        if ((rc = need_pair(c, a, t)) || (rc = quantile_list(c, k1, qs, 32, &nq)) ||
+            (na >= 2 && (rc = arg_num(c, a->kids[2], &rel))) ||
+            (win && ((rc = arg_dur(c, a->kids[3], &w)) ||
+                     (na == 4 && (rc = arg_dur(c, a->kids[4], &sl))))))
+            goto done;
+        s = win ? sp_stream_approx_quantiles_by_key_and_window(r, nq, qs, rel, w, sl)
+                : sp_stream_approx_quantiles_by_key(r, nq, qs, rel);
+    } else if (!strcmp(m, "topK")) {
+        ARGS(1, 1);
+        int64_t k = 0;
+        if ((rc = arg_int(c, k1, &k)) || (rc = need_pair(c, a, t))) goto done;
+        if (k < 1 || k > 1000000) {
+            rc = err_at(c, k1, SP_EINVAL, "topK takes k from 1 to 1000000, got %lld", (long long)k);
+            goto done;
+        }
+        s = sp_stream_top_k(r, (int)k);
+    } else if (!strcmp(m, "report")) {
+        ARGS(1, 2);
+        const char *p = NULL, *title = NULL;
+        char buf[4096], deft[64];
+        (void)buf;
+        if ((rc = arg_str(c, k1, &p)) || (na == 2 && (rc = arg_str(c, a->kids[2], &title))))
+            goto done;
+        if (!title) {
+            snprintf(deft, sizeof deft, "line %d", a->line);
+            title = deft;
+        }
+        if (sp_stream_report(r, p, title)) rc = api_fail(c, a, "report");
+        note(c, a, NULL);
+        goto done;
     } else if (!strcmp(m, "print")) {
         ARGS(0, 1);
         int64_t n = 10;
@@ -652,9 +996,9 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
         ARGS(1, 2);
         const char *p = NULL, *q = NULL;
         char buf[4096];
+        (void)buf;
         if ((rc = arg_str(c, k1, &p)) || (na == 2 && (rc = arg_str(c, a->kids[2], &q)))) goto done;
-        if (sp_stream_save_as_text_files(r, path_of(c, p, buf, sizeof buf), q))
-            rc = api_fail(c, a, "saveAsTextFiles");
+        if (sp_stream_save_as_text_files(r, p, q)) rc = api_fail(c, a, "saveAsTextFiles");
         note(c, a, NULL);
         goto done;
     } else if (!strcmp(m, "window") || !strcmp(m, "countByWindow") ||
@@ -662,6 +1006,7 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
                !strcmp(m, "countByValueAndWindow") || !strcmp(m, "groupByKeyAndWindow") ||
                !strcmp(m, "updateStateByKey")) {
         rc = script_window(c, a, r, t, out);
+        if (!rc && *out && rec && m[0] == 'w') rc = rec_add(c, *out, rec->names, rec->n, 0);
         goto done;
     } else {
         rc = err_at(c, a, SP_EINVAL, "unknown DStream method %s", m);
@@ -673,6 +1018,11 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
     }
     note(c, a, s);
     *out = s;
+    /* the same records: the names carry over */
+    if (rec && !rec_of(c->s, s) &&
+        (!strcmp(m, "filter") || !strcmp(m, "union") || !strcmp(m, "sortBy") ||
+         !strcmp(m, "sortByKey") || !strcmp(m, "take")))
+        rc = rec_add(c, s, rec->names, rec->n, 0);
 done:
 #undef ARGS
     td_free(al, t);
@@ -735,23 +1085,23 @@ static int is_stream(sc *c, const ast *a)
         return v && v->stream;
     }
     return a->k == A_CALL && strcmp(a->s, "Some") && strcmp(a->s, "Seq") && strcmp(a->s, "List") &&
-           strcmp(a->s, "min") && strcmp(a->s, "max");
+           strcmp(a->s, "min") && strcmp(a->s, "max") && strcmp(a->s, "arg");
 }
 
 static int statement(sc *c, const ast *a)
 {
     int rc;
-    if (a->k == A_BATCH) return SP_OK;
+    if (a->k == A_BATCH || a->k == A_WATERMARK) return SP_OK;
     if (a->k == A_VAL) {
         if (c->s->nvals == SC_MAX_VALS) return err_at(c, a, SP_EINVAL, "too many vals");
         if (find_val(c->s, a->s)) return err_at(c, a, SP_EINVAL, "%s is already defined", a->s);
         sc_val v = {a->s, NULL, a->kids[0]};
         if (is_stream(c, a->kids[0])) {
-            lenv none = {{NULL}, 0, 0, {NULL}, {NULL}, 0};
+            lenv none = {.nnames = 0};
             if ((rc = stream(c, &none, a->kids[0], &v.stream))) return rc;
         } else {
             sp_expr *e;
-            lenv none = {{NULL}, 0, 0, {NULL}, {NULL}, 0};
+            lenv none = {.nnames = 0};
             if ((rc = ex(c, &none, a->kids[0], &e)) ||
                 (rc = check(c, a->kids[0], e, NULL, NULL, NULL)))
                 return rc;
@@ -760,13 +1110,13 @@ static int statement(sc *c, const ast *a)
         return SP_OK;
     }
     if (a->k == A_METHOD && is_stream(c, a)) {
-        lenv none = {{NULL}, 0, 0, {NULL}, {NULL}, 0};
+        lenv none = {.nnames = 0};
         sp_stream *r, *o;
         if ((rc = stream(c, &none, a->kids[0], &r))) return rc;
         return method(c, &none, a, r, &o); /* a transformation nobody reads is dropped */
     }
     if (is_stream(c, a)) {
-        lenv none = {{NULL}, 0, 0, {NULL}, {NULL}, 0};
+        lenv none = {.nnames = 0};
         sp_stream *o;
         return stream(c, &none, a, &o);
     }
@@ -929,9 +1279,37 @@ int script_load(const char *name, const char *dir, const char *text, FILE *err, 
         script_report(s, d.msg, err);
         return rc;
     }
-    for (int i = 0; i < s->prog.n; i++)
-        if (s->prog.stmts[i]->k == A_BATCH) s->batch_ms = s->prog.stmts[i]->i;
+    for (int i = 0; i < s->prog.n; i++) {
+        const ast *st = s->prog.stmts[i];
+        if (st->k == A_BATCH) {
+            s->batch_ms = st->i;
+            s->ev_col = st->s;
+            s->ev_at = st->s ? st : NULL;
+        }
+        if (st->k == A_WATERMARK) s->watermark_ms = st->i;
+    }
     return SP_OK;
+}
+
+int script_set_arg(script *s, const char *name, const char *value)
+{
+    if (!s || !name || !value) return SP_EINVAL;
+    if (s->nargs == SC_MAX_ARGS) return SP_EINVAL;
+    char *n = mem_strdup(&s->alloc, name), *v = mem_strdup(&s->alloc, value);
+    if (!n || !v) {
+        mem_free(&s->alloc, n);
+        mem_free(&s->alloc, v);
+        return SP_ENOMEM;
+    }
+    s->args[s->nargs].name = n;
+    s->args[s->nargs].value = v;
+    s->nargs++;
+    return SP_OK;
+}
+
+int script_event_time(const script *s)
+{
+    return s && s->ev_col;
 }
 
 int64_t script_batch_ms(const script *s)
@@ -941,11 +1319,24 @@ int64_t script_batch_ms(const script *s)
 
 int script_build(script *s, sp_context *ctx, FILE *err)
 {
-    sc c = {s, ctx, {0}};
+    sc c = {s, ctx, {0}, NULL, NULL};
     diag_clear(&c.d);
+    recs_free(s);
     int rc = SP_OK;
     for (int i = 0; i < s->prog.n && !rc; i++)
         rc = statement(&c, s->prog.stmts[i]);
+    if (!rc && s->ev_col && !c.ev_stream)
+        rc = err_at(&c, s->ev_at, SP_EINVAL,
+                    "eventTime(%s): no parse() gives a column %s (or _N for a source's column N)",
+                    s->ev_col, s->ev_col);
+    if (!rc && s->watermark_ms && !s->ev_col) {
+        for (int i = 0; i < s->prog.n; i++)
+            if (s->prog.stmts[i]->k == A_WATERMARK) {
+                rc = err_at(&c, s->prog.stmts[i], SP_EINVAL,
+                            "watermark needs event time: batch 1m eventTime(COLUMN)");
+                break;
+            }
+    }
     if (rc) script_report(s, c.d.msg, err);
     return rc;
 }
@@ -994,6 +1385,11 @@ void script_free(script *s)
     if (!s) return;
     for (int i = 0; i < s->nads; i++)
         adapt_free(s->ads[i]);
+    recs_free(s);
+    for (int i = 0; i < s->nargs; i++) {
+        mem_free(&s->alloc, s->args[i].name);
+        mem_free(&s->alloc, s->args[i].value);
+    }
     ast_arena_free(s->arena);
     sb_free(&s->plan);
     mem_free(&s->alloc, s->lines);

@@ -717,6 +717,34 @@ static int p_stmt(parser *ps, ast **out)
         ps->pos++;
         if (!(*out = node(ps, A_BATCH, t, 0))) return oom(ps);
         (*out)->i = d->i;
+        if (is_kw(cur(ps), "eventTime")) {
+            /* batch 1m eventTime(COLUMN): COLUMN a name or a string */
+            tok *e = cur(ps);
+            ps->pos++;
+            if ((rc = expect(ps, "("))) return rc;
+            tok *c = cur(ps);
+            if (c->k == T_IDENT) {
+                if (!((*out)->s = ident(ps, c))) return oom(ps);
+            } else if (c->k == T_STR) {
+                (*out)->s = c->s;
+            } else {
+                return perr(ps, c->line, c->col, "eventTime takes a column name, found %s",
+                            tok_text(c, b, sizeof b));
+            }
+            ps->pos++;
+            if ((rc = expect(ps, ")"))) return rc;
+            (*out)->parens = 1;
+            (*out)->line = e->line;
+            (*out)->col = e->col;
+        }
+    } else if (is_kw(t, "watermark") && peek(ps, 1)->k != T_PUNCT) {
+        ps->pos++;
+        tok *d = cur(ps);
+        if (d->k != T_DUR || d->i < 0)
+            return perr(ps, d->line, d->col, "watermark needs a duration (30s, 2m)");
+        ps->pos++;
+        if (!(*out = node(ps, A_WATERMARK, t, 0))) return oom(ps);
+        (*out)->i = d->i;
     } else if (is_kw(t, "val")) {
         ps->pos++;
         tok *nm = cur(ps);

@@ -22,6 +22,12 @@ typedef struct script script;
 int script_load(const char *name, const char *dir, const char *text, FILE *err, script **out);
 /** The interval of the script's `batch` statement in ms, or 0 when it has none. */
 int64_t script_batch_ms(const script *s);
+/** 1 when the script cuts batches by event time (`batch 1m eventTime(time)`). */
+int script_event_time(const script *s);
+/** --arg NAME=VALUE: the value arg("NAME", ...) gives in the script (before script_build; a
+ *  later value for the same name wins). Values are used as given: file names relative to the
+ *  working directory, where names written in the script are relative to its directory. */
+int script_set_arg(script *s, const char *name, const char *value);
 /** Declares the job in ctx. Type errors, unknown names and wrong argument counts are written
  *  to err like syntax errors; returns their status (SP_ETYPE, SP_EINVAL, ...). on_error_skip
  *  and rejects follow sp_config. */
