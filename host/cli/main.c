@@ -262,7 +262,6 @@ static int run_script(cli *c, int explain)
     const char *name = c->inline_text ? "-e" : c->arg;
     script *sc = NULL;
     sp_context *ctx = NULL;
-    FILE *rejects = NULL;
     int status = 2, rc = script_load(name, dir[0] ? dir : NULL, text, stderr, &sc);
     free(text);
     if (rc) goto out;
@@ -279,14 +278,7 @@ static int run_script(cli *c, int explain)
      * otherwise a file is one batch (the batch-clock scripts' Spark-like behaviour). */
     if (!c->batch_lines_set) c->cfg.batch_lines = script_event_time(sc) ? 65536 : 0;
     if (script_batch_ms(sc) > 0) c->cfg.batch_ms = script_batch_ms(sc);
-    if (c->cfg.on_error_skip && c->cfg.rejects_path) {
-        rejects = fopen(c->cfg.rejects_path, "w");
-        if (!rejects) {
-            fprintf(stderr, "spate: cannot write %s\n", c->cfg.rejects_path);
-            goto out;
-        }
-    }
-    script_set_rejects(sc, c->cfg.on_error_skip, rejects);
+    script_set_skip(sc, c->cfg.on_error_skip);
     if ((rc = sp_context_new(&c->cfg, &ctx))) {
         fprintf(stderr, "spate: %s\n", sp_strerror(rc));
         status = 1;
@@ -311,7 +303,6 @@ static int run_script(cli *c, int explain)
 out:
     sp_context_free(ctx);
     script_free(sc);
-    if (rejects) fclose(rejects);
     return status;
 }
 

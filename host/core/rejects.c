@@ -65,3 +65,14 @@ void ctx_rejects_close(sp_context *ctx)
         ctx->rejects = NULL;
     }
 }
+
+int sp_context_reject(sp_context *ctx, const char *origin, int64_t line, const char *reason,
+                      const char *text, size_t len)
+{
+    if (!ctx || !origin || !reason || (!text && len)) return SP_EINVAL;
+    sp_diag d;
+    diag_clear(&d);
+    int rc = ctx_reject(ctx, origin, line, reason, text ? text : "", len, &d);
+    if (rc) ctx_take(ctx, &d);
+    return rc;
+}

@@ -139,6 +139,12 @@ void sp_context_stop(sp_context *ctx);
  *  fuse, where each stage runs (device or host), and the generated OpenCL source. */
 int sp_context_explain(sp_context *ctx, FILE *f);
 
+/** Routes a record the job could not use to the rejects output: counted in the batch's
+ *  metrics and, with sp_config.rejects_path, written as one line "ORIGIN[:LINE]: REASON: TEXT"
+ *  (line < 0: unknown). Thread-safe: callbacks on executors may call it. */
+int sp_context_reject(sp_context *ctx, const char *origin, int64_t line, const char *reason,
+                      const char *text, size_t len);
+
 /** The one-line message of the last failure ("" if none). Belongs to the context. */
 const char *sp_context_errmsg(const sp_context *ctx);
 

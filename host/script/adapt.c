@@ -26,7 +26,7 @@ struct adapter {
     sp_diag err;
     /* --on-error skip */
     int skip;
-    FILE *rejects;
+    sp_context *ctx; /* rejects output when skipping */
 };
 
 void adapt_free(adapter *ad)
@@ -66,10 +66,10 @@ static adapter *adapt_alloc(const sp_allocator *a, adapt_kind kind, const sp_td 
     return ad;
 }
 
-void adapt_set_skip(adapter *ad, int skip, FILE *rejects)
+void adapt_set_skip(adapter *ad, int skip, sp_context *ctx)
 {
     ad->skip = skip;
-    ad->rejects = rejects;
+    ad->ctx = ctx;
 }
 
 const char *adapt_error(const adapter *ad)
@@ -186,13 +186,15 @@ static void record(adapter *ad, const sp_diag *d)
 
 static void reject(adapter *ad, const expr_val *v, const sp_diag *d)
 {
-    if (!ad->rejects) return;
-    pthread_mutex_lock(&ad->mu);
-    if (v->t == SP_STR)
-        fprintf(ad->rejects, "%.*s\t%s\n", (int)v->u.s.len, v->u.s.p, d->msg);
-    else
-        fprintf(ad->rejects, "(row)\t%s\n", d->msg);
-    pthread_mutex_unlock(&ad->mu);
+    if (!ad->ctx) return;
+    int rc = v->t == SP_STR
+                 ? sp_context_reject(ad->ctx, "flatMap", -1, d->msg, v->u.s.p, v->u.s.len)
+                 : sp_context_reject(ad->ctx, "flatMap", -1, d->msg, "(row)", 5);
+    if (rc) {
+        sp_diag e;
+        diag_set(&e, rc, "%s", sp_context_errmsg(ad->ctx));
+        record(ad, &e);
+    }
 }
 
 int adapt_flat_map_fn(void *ud, const sp_row *in, sp_emitter *out)

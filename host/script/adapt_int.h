@@ -41,7 +41,9 @@ int adapt_flat_map_fn(void *ud, const sp_row *in, sp_emitter *out);
 int adapt_transform_fn(void *ud, const sp_batch *in, sp_emitter *out);
 /** --on-error skip: rows whose lambda fails at run time are written to rejects (may be NULL)
  *  and dropped instead of failing the job. */
-void adapt_set_skip(adapter *ad, int skip, FILE *rejects);
+/** skip: runtime failures of the lambda route the row to ctx's rejects output instead of
+ *  failing the job. */
+void adapt_set_skip(adapter *ad, int skip, sp_context *ctx);
 /** The first runtime error a callback met ("L:C: message"), or NULL. */
 const char *adapt_error(const adapter *ad);
 void adapt_free(adapter *ad);

@@ -38,7 +38,6 @@ struct script {
     adapter *ads[SC_MAX_ADAPTERS];
     int nads;
     int skip;
-    FILE *rejects;
     strbuf plan;          /* script_explain's listing */
     const char *ev_col;   /* batch ... eventTime(ev_col), or NULL */
     const ast *ev_at;     /* that statement */
@@ -816,7 +815,7 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
             goto done;
         }
         if ((rc = add_adapter(c, ad))) goto done;
-        adapt_set_skip(ad, c->s->skip, c->s->rejects);
+        adapt_set_skip(ad, c->s->skip, c->ctx);
         s = fv ? sp_stream_flat_map_values(r, ot, adapt_flat_map_fn, ad)
                : sp_stream_flat_map(r, ot, adapt_flat_map_fn, ad);
     } else if (!strcmp(m, "union")) {
@@ -1341,10 +1340,9 @@ int script_build(script *s, sp_context *ctx, FILE *err)
     return rc;
 }
 
-void script_set_rejects(script *s, int skip, FILE *rejects)
+void script_set_skip(script *s, int skip)
 {
     s->skip = skip;
-    s->rejects = rejects;
 }
 
 const char *script_runtime_error(const script *s)

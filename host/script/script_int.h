@@ -37,8 +37,8 @@ int script_build(script *s, sp_context *ctx, FILE *err);
 void script_report(const script *s, const char *msg, FILE *err);
 /** A short listing of what each statement became (for spate explain). */
 void script_explain(const script *s, FILE *f);
-/** --on-error skip: host lambdas send failing rows to rejects (may be NULL) and go on. */
-void script_set_rejects(script *s, int skip, FILE *rejects);
+/** --on-error skip: host lambdas send failing rows to the context's rejects output and go on. */
+void script_set_skip(script *s, int skip);
 /** After a failed run: the first runtime error of a host lambda ("L:C: message"), or NULL. */
 const char *script_runtime_error(const script *s);
 void script_free(script *s);
