@@ -10,8 +10,9 @@
  *          ew stage (one generated OpenCL kernel, compaction by prefix sum). Per batch time:
  *          live keys = previous state's keys then the batch's new keys (a hash from key id to
  *          slot, rebuilt per batch); sums and counts of the batch per slot by kreduce_dense;
- *          X built from them and the state column; the stage; the kept rows become the state
- *          (K, S). Cost O(state keys + batch rows), no per-key callback.
+ *          X built from them and the state column, in key id order (a radix sort: the host
+ *          path's order); the stage; the kept rows become the state (K, S). Cost O(state
+ *          keys + batch rows), no per-key callback.
  *  host    every other lambda: expr_eval per key with the batch's values as a List and the
  *          state as an Option, through the cogroup of state.c (as the C callback form).
  * The rewrite is exact for the shape above: integer arithmetic wraps in both, integer division
@@ -44,6 +45,8 @@ struct stx {
     size_t mcap;
     int mbits;
     uint32_t *rs, *first; /* slot of each batch row; first batch row of each new key */
+    uint64_t *ord;        /* (key id << 32 | slot) sorted, then as much scratch */
+    size_t ord_cap;
     size_t rs_cap, first_cap;
     void *acc;
     int64_t *cnt;
@@ -72,6 +75,7 @@ void stx_free(stx *x)
     mem_free(a, x->map);
     mem_free(a, x->rs);
     mem_free(a, x->first);
+    mem_free(a, x->ord);
     mem_free(a, x->acc);
     mem_free(a, x->cnt);
     mem_free(a, x);
@@ -457,6 +461,28 @@ static int stx_grow(const sp_allocator *a, void **p, size_t *cap, size_t n, size
     return SP_OK;
 }
 
+/* Stable LSD radix sort of u64 by the high 32 bits, 8 bits a pass, skipping bytes equal in
+ * every element; tmp holds n. O(n) a pass. */
+static void stx_sort(uint64_t *v, uint64_t *tmp, size_t n)
+{
+    uint32_t all_or = 0, all_and = UINT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        all_or |= (uint32_t)(v[i] >> 32);
+        all_and &= (uint32_t)(v[i] >> 32);
+    }
+    for (int shift = 32; shift < 64; shift += 8) {
+        if ((((all_or ^ all_and) >> (shift - 32)) & 0xff) == 0) continue;
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((v[i] >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(v[i] >> shift) & 0xff]++] = v[i];
+        memcpy(v, tmp, n * sizeof *v);
+    }
+}
+
 static int stx_push_num(sp_col *c, sp_type t, int64_t i, double f, int isf)
 {
     if (t == SP_F32 || t == SP_F64) return col_push_f64(c, isf ? f : (double)i);
@@ -496,6 +522,8 @@ int stx_run(sp_stream *s, stx *x, int64_t t, const sp_batch *prev, const uint32_
     int fresh;
     for (size_t i = 0; i < n0; i++)
         (void)stx_map_get(x, pids[i], &next, &fresh);
+    if (next != n0)
+        return diag_set(d, SP_EPARSE, "updateStateByKey: the initial state holds a key twice");
     for (size_t i = 0; i < n1; i++) {
         uint32_t sl = stx_map_get(x, bids[i], &next, &fresh);
         if (fresh) x->first[sl - n0] = (uint32_t)i;
@@ -504,8 +532,13 @@ int stx_run(sp_stream *s, stx *x, int64_t t, const sp_batch *prev, const uint32_
     size_t n = next;
     size_t cap = x->acc_cap;
     if (stx_grow(a, &x->acc, &cap, n ? n : 1, 8) ||
-        stx_grow(a, (void **)&x->cnt, &x->acc_cap, n ? n : 1, sizeof *x->cnt))
+        stx_grow(a, (void **)&x->cnt, &x->acc_cap, n ? n : 1, sizeof *x->cnt) ||
+        stx_grow(a, (void **)&x->ord, &x->ord_cap, 2 * (n ? n : 1), sizeof *x->ord))
         return stx_oom(d);
+    /* rows of X in key id order, so the new state comes out in the host path's order */
+    for (size_t i = 0; i < n; i++)
+        x->ord[i] = (uint64_t)(i < n0 ? pids[i] : bids[x->first[i - n0]]) << 32 | i;
+    stx_sort(x->ord, x->ord + n, n);
     /* the batch's sum and count per slot, on the device */
     sp_agg agg = x->uses_sum ? SP_AGG_SUM : SP_AGG_COUNT;
     if (n1)
@@ -526,7 +559,8 @@ int stx_run(sp_stream *s, stx *x, int64_t t, const sp_batch *prev, const uint32_
         }
     int sf = x->st == SP_F32 || x->st == SP_F64;
     const sp_col *stc = prev ? &prev->cols[nkey] : NULL;
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t r = 0; r < n && !rc; r++) {
+        size_t i = (uint32_t)x->ord[r];
         int64_t cn = x->cnt[i], sumi = 0, sti = 0, key = 0;
         double sumf = 0, stf = 0;
         if (x->uses_sum && cn) {

@@ -528,20 +528,20 @@ typedef struct cg_kern {
     const char *loads; /* the row's loads (indented for the row loop) */
 } cg_kern;
 
-static void cg_params_in(strbuf *sb, const cg_kern *k)
+/* Kernel parameters continue under the first one: `ind` columns in. */
+static void cg_params_in(strbuf *sb, const cg_kern *k, int ind)
 {
     for (int j = 0; j < k->code->nin; j++) {
         int c = k->code->in_cols[j];
-        sb_printf(sb, "__global const %s *restrict in%d,\n                       ",
-                  cg_stype(td_col_type(k->in, c)), c);
+        sb_printf(sb, "__global const %s *restrict in%d,\n%*s", cg_stype(td_col_type(k->in, c)), c,
+                  ind, "");
     }
 }
 
-static void cg_params_out(strbuf *sb, const cg_kern *k)
+static void cg_params_out(strbuf *sb, const cg_kern *k, int ind)
 {
     for (int c = 0; c < k->code->nout; c++)
-        sb_printf(sb, "__global %s *restrict out%d,\n                       ",
-                  cg_stype(k->leaves[c]->t), c);
+        sb_printf(sb, "__global %s *restrict out%d,\n%*s", cg_stype(k->leaves[c]->t), c, ind, "");
 }
 
 static void cg_result_stores(strbuf *sb, const cg_kern *k, const char *at)
@@ -568,17 +568,22 @@ static void cg_row(strbuf *sb, const cg_kern *k)
 static void cg_kernels_cpu(strbuf *sb, const cg_kern *k)
 {
     int filt = k->code->has_filter;
-    sb_printf(sb,
-              "/* %s, in input order, to out<k>[%s]; stats[c] = %s of chunk c,\n"
-              " * stats[G + c] = its first row with a division by zero (ULONG_MAX: none); "
-              "G = global size. */\n",
-              filt ? "The rows of chunk c that pass every filter" : "Every row of chunk c",
-              filt ? "bounds[c] ..)" : "i]", filt ? "the kept rows" : "the rows");
+    if (filt)
+        sb_adds(
+            sb,
+            "/* The rows of chunk c that pass every filter, in input order, to out<k>[bounds[c] "
+            "..);\n * stats[c] = their number, stats[G + c] = the chunk's first row with "
+            "a division by\n * zero (ULONG_MAX: none); G = global size. */\n");
+    else
+        sb_adds(sb,
+                "/* Every row i of chunk c to out<k>[i]; stats[c] = the chunk's rows, stats[G + "
+                "c] = its first\n * row with a division by zero (ULONG_MAX: none); G = global "
+                "size. */\n");
     sb_adds(sb, "__kernel void ew_eval(");
-    cg_params_in(sb, k);
-    cg_params_out(sb, k);
+    cg_params_in(sb, k, 22);
+    cg_params_out(sb, k, 22);
     sb_adds(sb, "__global const ulong *restrict bounds,\n"
-                "                       __global ulong *restrict stats)\n{\n"
+                "                      __global ulong *restrict stats)\n{\n"
                 "    ulong c = get_global_id(0), g = get_global_size(0);\n"
                 "    ulong begin = bounds[c], end = bounds[c + 1], o = begin, "
                 "first = ULONG_MAX;\n"
@@ -591,13 +596,13 @@ static void cg_kernels_cpu(strbuf *sb, const cg_kern *k)
                 "    stats[c] = o - begin;\n"
                 "    stats[g + c] = first;\n}\n");
     if (!filt) return;
-    sb_adds(sb, "\n/* The kept rows of chunk c, from in<k>[bounds[c] ..) (ew_eval's out<k>), to "
-                "out<k>[offs[c] .. offs[c+1]). */\n"
+    sb_adds(sb, "\n/* The kept rows of chunk c, from in<k>[bounds[c] ..) (ew_eval's out<k>), to\n"
+                " * out<k>[offs[c] .. offs[c+1]). */\n"
                 "__kernel void ew_pack(");
     for (int c = 0; c < k->code->nout; c++)
-        sb_printf(sb, "__global const %s *restrict in%d,\n                      ",
-                  cg_stype(k->leaves[c]->t), c);
-    cg_params_out(sb, k);
+        sb_printf(sb, "__global const %s *restrict in%d,\n%*s", cg_stype(k->leaves[c]->t), c, 22,
+                  "");
+    cg_params_out(sb, k, 22);
     sb_adds(sb, "__global const ulong *restrict bounds,\n"
                 "                      __global const ulong *restrict offs)\n{\n"
                 "    ulong c = get_global_id(0);\n"
@@ -614,8 +619,8 @@ static void cg_kernel_gpu(strbuf *sb, const cg_kern *k)
 {
     int filt = k->code->has_filter;
     sb_adds(sb, "__kernel void ew_stage(");
-    cg_params_in(sb, k);
-    cg_params_out(sb, k);
+    cg_params_in(sb, k, 23);
+    cg_params_out(sb, k, 23);
     if (filt) sb_adds(sb, "__global uchar *restrict keep,\n                       ");
     sb_adds(sb, "__global uint *err, ulong n)\n{\n"
                 "    ulong i = get_global_id(0);\n"

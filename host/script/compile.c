@@ -1167,8 +1167,10 @@ static int update_state(sc *c, const ast *a, sp_stream *r, const sp_td *t, sp_st
         return err_from(c, lam, &d);
     if ((rc = add_adapter(c, ad))) return rc;
     char buf[4096];
-    *out = sp_stream_update_state_by_key(r, st_type, adapt_update_fn, ad,
-                                         init ? path_of(c, init, buf, sizeof buf) : NULL);
+    /* The adapter infers the state type; the engine runs the lambda (as a kernel over all
+     * live keys when it has the numeric shape, else on the host). */
+    *out = sp_stream_update_state_by_key_expr(r, st_type, f,
+                                              init ? path_of(c, init, buf, sizeof buf) : NULL);
     return *out ? SP_OK : api_fail(c, a, a->s);
 }
 
