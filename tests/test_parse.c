@@ -223,7 +223,7 @@ static void test_combined_edge_cases(void **state)
              "/ HTTP/1.1\" abc 12 \"-\" \"-\"\n"
              "%s:15: parse(combined): bad time: 1.1.1.1 - - [32/Jan/2020:00:00:00 +0000] \"GET / "
              "HTTP/1.1\" 200 12 \"-\" \"-\"\n"
-             "%s:16: parse(combined): no [time]: \n"
+             "%s:16: parse(combined): no [time]\n"
              "%s:17: parse(combined): unterminated request: 1.1.1.1 - - [01/Jan/2020:00:00:00 "
              "+0000] \"GET / HTTP/1.1 200 12\n",
              path, path, path, path, path, path);

@@ -1,9 +1,9 @@
 /* rejects.c — the rejects output: input lines or rows that a job could not use (a line that
  * does not parse, a late record, a row whose lambda failed under --on-error skip). Each is
  * counted per batch and, when sp_config.rejects_path is set, written as one line
- * "ORIGIN:LINE: REASON: TEXT" (":LINE" omitted when unknown; control characters in TEXT
- * escaped as \n, \r, \t, \xHH so that one reject stays one line). Thread-safe: executors
- * report rejects while parsing in parallel. */
+ * "ORIGIN:LINE: REASON: TEXT" (":LINE" omitted when unknown, ": TEXT" when empty; control
+ * characters in TEXT escaped as \n, \r, \t, \xHH so that one reject stays one line). Thread-safe:
+ * executors report rejects while parsing in parallel. */
 #include "core/core_int.h"
 
 #include <pthread.h>
@@ -30,9 +30,10 @@ int ctx_reject(sp_context *ctx, const char *origin, int64_t line, const char *re
     }
     FILE *f = ctx->rejects;
     if (line >= 0)
-        fprintf(f, "%s:%lld: %s: ", origin, (long long)line, reason);
+        fprintf(f, "%s:%lld: %s", origin, (long long)line, reason);
     else
-        fprintf(f, "%s: %s: ", origin, reason);
+        fprintf(f, "%s: %s", origin, reason);
+    if (len) fputs(": ", f);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c == '\n')

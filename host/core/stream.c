@@ -561,6 +561,15 @@ static ew_kind ew_of(node_kind k)
     return k == N_MAP ? EW_MAP : k == N_FILTER ? EW_FILTER : EW_MAP_VALUES;
 }
 
+/** --on-error skip: a row whose lambda failed in an element-wise stage goes to the rejects
+ *  output (its value is part of the reason). */
+static int stage_reject(void *ud, size_t row, const char *reason)
+{
+    (void)row;
+    const sp_stream *s = ud;
+    return sp_context_reject(s->ctx, s->kind == N_FILTER ? "filter" : "map", -1, reason, "", 0);
+}
+
 int stream_plan(sp_context *ctx)
 {
     if (ctx->planned) return SP_OK;
@@ -608,6 +617,7 @@ int stream_plan(sp_context *ctx)
         int rc = ew_stage_new(ctx->dev, &ctx->env, in->td, n, steps, name, &s->stage, &d);
         mem_free(&ctx->alloc, steps);
         if (rc) return ctx_take(ctx, &d);
+        if (ctx->cfg.on_error_skip) ew_stage_set_on_error(s->stage, 1, stage_reject, s);
         s->stage_input = in;
     }
     ctx->planned = 1;

@@ -565,24 +565,33 @@ out:
 
 /* --------------------------------------------------------------------------- all */
 
+/* The partials are raw 8-byte words read back from the device: loads and stores go through
+ * memcpy, since reading an int64_t array as double is undefined (strict aliasing) and -O3
+ * does miscompile it. */
 static void kr_combine(void *acc, const void *part, sp_agg agg, int dbl)
 {
     if (dbl) {
-        double *a = acc, v = *(const double *)part;
+        double a, v;
+        memcpy(&a, acc, 8);
+        memcpy(&v, part, 8);
         if (agg == SP_AGG_MIN)
-            KR_MIN(*a, v);
+            KR_MIN(a, v);
         else if (agg == SP_AGG_MAX)
-            KR_MAX(*a, v);
+            KR_MAX(a, v);
         else
-            KR_ADD_D(*a, v);
+            KR_ADD_D(a, v);
+        memcpy(acc, &a, 8);
     } else {
-        int64_t *a = acc, v = *(const int64_t *)part;
+        int64_t a, v;
+        memcpy(&a, acc, 8);
+        memcpy(&v, part, 8);
         if (agg == SP_AGG_MIN)
-            KR_MIN(*a, v);
+            KR_MIN(a, v);
         else if (agg == SP_AGG_MAX)
-            KR_MAX(*a, v);
+            KR_MAX(a, v);
         else
-            KR_ADD_I(*a, v);
+            KR_ADD_I(a, v);
+        memcpy(acc, &a, 8);
     }
 }
 
