@@ -3,6 +3,7 @@
  * union, and the stream nodes end to end (per batch, per key, per window against recomputing
  * each window from its batches, empty batches, Spark's window rules, bad arguments). */
 #include "spate.h"
+#include "support/jobfix.h"
 #include "support/testutil.h"
 
 #include "ops/hll_int.h"
@@ -80,23 +81,6 @@ static sp_context *new_ctx(void)
     sp_context *ctx = NULL;
     assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
     return ctx;
-}
-
-static const char *write_tmp(const char *name, const char *text)
-{
-    static char paths[8][512];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    const char *dir = tu_tmpdir(name);
-    snprintf(p, 512, "%s/%s", dir, name);
-    assert_int_equal(tu_write_file(p, text), 0);
-    return p;
-}
-
-static void run_ok(sp_context *ctx)
-{
-    int rc = sp_context_run(ctx);
-    if (rc != SP_OK) fail_msg("run failed: %s", sp_context_errmsg(ctx));
 }
 
 static int cmp_f64(const void *a, const void *b)
@@ -726,11 +710,6 @@ static int nasa_load(nasa *d)
     }
     fclose(f);
     return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void test_quantiles_nasa(void **state)

@@ -2,6 +2,7 @@
  * Spark's semantics on queueStream inputs (hand-worked expected outputs and random inputs
  * against plain-C references), the batch clock, fusion, outputs, and bad input. */
 #include "spate.h"
+#include "support/jobfix.h"
 #include "support/testutil.h"
 
 #include <stdio.h>
@@ -17,11 +18,6 @@ typedef struct collect {
     int n;
     int sorted;
 } collect;
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static int on_batch(void *ud, const sp_batch *b)
 {
@@ -53,23 +49,6 @@ static sp_context *new_ctx(int64_t batches)
     sp_context *ctx = NULL;
     assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
     return ctx;
-}
-
-static const char *write_tmp(const char *name, const char *text)
-{
-    static char paths[8][512];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    const char *dir = tu_tmpdir(name);
-    snprintf(p, 512, "%s/%s", dir, name);
-    assert_int_equal(tu_write_file(p, text), 0);
-    return p;
-}
-
-static void run_ok(sp_context *ctx)
-{
-    int rc = sp_context_run(ctx);
-    if (rc != SP_OK) fail_msg("run failed: %s", sp_context_errmsg(ctx));
 }
 
 #define A0(ctx) sp_expr_arg(ctx, 0)

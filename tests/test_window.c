@@ -7,6 +7,7 @@
 #include "ops/panes_int.h"
 #include "spate.h"
 #include "support/envfix.h"
+#include "support/jobfix.h"
 #include "support/testutil.h"
 
 #include <stdio.h>
@@ -20,11 +21,6 @@ typedef struct collect {
     char *lines[256];
     int n;
 } collect;
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static int on_batch(void *ud, const sp_batch *b)
 {
@@ -74,23 +70,6 @@ static sp_context *new_ctx(int64_t batches, int naive, int strategy)
     sp_context *ctx = NULL;
     assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
     return ctx;
-}
-
-static const char *write_tmp(const char *name, const char *text)
-{
-    static char paths[8][512];
-    static int slot;
-    char *p = paths[slot++ % 8];
-    const char *dir = tu_tmpdir(name);
-    snprintf(p, 512, "%s/%s", dir, name);
-    assert_int_equal(tu_write_file(p, text), 0);
-    return p;
-}
-
-static void run_ok(sp_context *ctx)
-{
-    int rc = sp_context_run(ctx);
-    if (rc != SP_OK) fail_msg("run failed: %s", sp_context_errmsg(ctx));
 }
 
 #define A0(ctx) sp_expr_arg(ctx, 0)
