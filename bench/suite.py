@@ -551,8 +551,8 @@ class Suite:
         if self.quick and os.path.exists(script):
             self.log("logs.py --quick")
             try:
-                p = subprocess.run([sys.executable, script, "--quick"], capture_output=True,
-                                   text=True, timeout=45)
+                p = subprocess.run([sys.executable, script, "--quick", "--build", self.build],
+                                   capture_output=True, text=True, timeout=45)
                 if p.returncode != 0:
                     self.notes.append(f"bench/logs.py --quick exited {p.returncode}; its rows "
                                       "may be missing or stale.")

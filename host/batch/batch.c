@@ -191,6 +191,13 @@ int batch_append_row(sp_batch *dst, const sp_batch *src, size_t i)
     return batch_append_range(dst, src, i, i + 1);
 }
 
+int batch_append_rows(sp_batch *dst, const sp_batch *src, size_t lo, size_t hi)
+{
+    if (lo > hi || hi > src->n || !td_equal(dst->td, src->td)) return SP_EINVAL;
+    if (lo == hi) return 0;
+    return batch_append_range(dst, src, lo, hi);
+}
+
 /* --------------------------------------------------------------------------- emitter */
 
 void emitter_init(sp_emitter *em, sp_batch *b, int first)

@@ -170,6 +170,9 @@ void batch_release(sp_batch *b);
 int batch_append(sp_batch *dst, const sp_batch *src, sp_diag *d);
 /** Appends row i of src (same type) to dst, nested options/lists included. */
 int batch_append_row(sp_batch *dst, const sp_batch *src, size_t i);
+/** Appends rows [lo, hi) of src (same type) to dst, all or nothing: one range copy per
+ *  column, O(hi - lo) plus one type check. */
+int batch_append_rows(sp_batch *dst, const sp_batch *src, size_t lo, size_t hi);
 /** Writes row i in Scala's toString form: (a,1), (a,(1,x)), Some(1), None,
  *  CompactBuffer(1, 2), doubles as Java prints them (1.0, 1.0E7, 1.0E-4). */
 int batch_format_row(const sp_batch *b, size_t i, strbuf *sb);

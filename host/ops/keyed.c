@@ -251,14 +251,19 @@ int keyed_aggregate(sp_dev *dev, batch_env *env, keymap *km, const sp_batch *in,
 
     /* ---- emit one row per present key, in order of first appearance in the batch: the
      * output order then depends only on the input, not on which executor interned a string
-     * first. cnt[k] is negated once k is emitted (counts are > 0). O(n). */
+     * first. cnt[k] is negated once k is emitted (counts are > 0). O(K) to count the present
+     * keys, then rows up to the last first appearance (O(n) at worst). */
     sp_col *kcols[KD_MAX_KEYS];
     for (int c = 0; c < nkey; c++)
         kcols[c] = &ob->cols[c];
     sp_col *vc = &ob->cols[nkey];
     int accf = kagg_acc_type(agg, vt) == SP_F64;
-    size_t rows = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t rows = 0, present = 0;
+    for (uint32_t k = 0; k < K; k++)
+        present += cnt[k] > 0;
+    /* The pass stops once every present key is out: with few or skewed keys that is after a
+     * handful of rows, not n. */
+    for (size_t i = 0; i < n && rows < present; i++) {
         uint32_t k = keys[i];
         if (cnt[k] <= 0) continue;
         int64_t c = cnt[k];
