@@ -621,6 +621,38 @@ static void test_explain(void **state)
     sp_context_free(ctx);
 }
 
+/* reduceByKey of a tuple of counters: (a, b) => (a._1 + b._1, max(a._2, b._2)) runs one device
+ * aggregation per component; a lambda that is not component-wise folds on the host. Both
+ * must give the hand-worked values. */
+static void test_reduce_by_key_tuple_monoids(void **state)
+{
+    (void)state;
+    const char *q =
+        write_tmp("qtm.jsonl", "[[\"a\",[1,5]],[\"b\",[2,7]],[\"a\",[3,2]],[\"a\",[4,9]]]\n"
+                               "[]\n");
+    sp_context *ctx = new_ctx(0);
+    collect *c1 = calloc(1, sizeof *c1), *c2 = calloc(1, sizeof *c2);
+    c1->sorted = c2->sorted = 1;
+    sp_stream *s = sp_queue_stream(ctx, q, "(str,(i64,i32))");
+    assert_non_null(s);
+    sp_expr *a1 = sp_expr_field(ctx, A0(ctx), 0), *b1 = sp_expr_field(ctx, A1(ctx), 0);
+    sp_expr *a2 = sp_expr_field(ctx, A0(ctx), 1), *b2 = sp_expr_field(ctx, A1(ctx), 1);
+    sp_expr *f = sp_expr_tuple2(ctx, sp_expr_binop(ctx, SP_OP_ADD, a1, b1),
+                                sp_expr_binop(ctx, SP_OP_MAX, b2, a2));
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_reduce_by_key(s, f), on_batch, c1), SP_OK);
+    /* (a._1 * b._1, a._2 + b._2) is not component-wise monoids throughout: host fold. */
+    sp_expr *g = sp_expr_tuple2(ctx, sp_expr_binop(ctx, SP_OP_MUL, a1, b1),
+                                sp_expr_binop(ctx, SP_OP_ADD, a2, b2));
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_reduce_by_key(s, g), on_batch, c2), SP_OK);
+    run_ok(ctx);
+    assert_string_equal(c1->lines[0], "1000:(a,(8,9))|(b,(2,7))");
+    assert_string_equal(c1->lines[1], "2000:");
+    assert_string_equal(c2->lines[0], "1000:(a,(12,16))|(b,(2,7))");
+    sp_context_free(ctx);
+    free(c1);
+    free(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_save_as_text_files_job),
         cmocka_unit_test(test_event_time_batches),
         cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_reduce_by_key_tuple_monoids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

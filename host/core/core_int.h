@@ -182,6 +182,9 @@ int hostop_union(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **
 int hostop_count(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 int hostop_reduce(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
+/** 1 when s is reduceByKey of (a, b) => (a._1 op b._1, ...) with sum/min/max components,
+ *  which runs as one device aggregation per component. */
+int hostop_tuple_monoids(const sp_stream *s);
 int hostop_group_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);
 int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **out, sp_diag *d);
 int hostop_transform(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d);

@@ -424,8 +424,10 @@ int sp_context_explain(sp_context *ctx, FILE *f)
             ew_stage_explain(s->stage, &sb);
             fprintf(f, "  stage over stream %d:\n%s\n", s->stage_input->id, sb_cstr(&sb));
         }
-        if (s->kind == N_COUNT_BY_VALUE || s->kind == N_REDUCE_BY_KEY_AGG ||
-            (s->kind == N_REDUCE_BY_KEY && s->monoid >= 0))
+        if (hostop_tuple_monoids(s))
+            fprintf(f, "  keyed aggregation on the device, one per tuple component (reduce.cl)\n");
+        else if (s->kind == N_COUNT_BY_VALUE || s->kind == N_REDUCE_BY_KEY_AGG ||
+                 (s->kind == N_REDUCE_BY_KEY && s->monoid >= 0))
             fprintf(f, "  keyed aggregation on the device (reduce.cl, %s shape)\n",
                     dev_strategy(ctx->dev) == DEV_STRATEGY_GPU ? "GPU" : "CPU");
         else if (s->kind == N_REDUCE_BY_KEY || s->kind == N_GROUP_BY_KEY || s->kind == N_JOIN ||

@@ -409,6 +409,99 @@ static int convert_values(sp_stream *s, sp_batch *tmp, sp_batch **out, sp_diag *
     return rc;
 }
 
+/* ---------------------------------------------------- component-wise monoids over tuples */
+
+static int is_field_of(const sp_expr *e, int arg, int j)
+{
+    return e->kind == EX_FIELD && e->index == j && e->n == 1 && e->kids[0]->kind == EX_ARG &&
+           e->kids[0]->index == arg;
+}
+
+/** SUM/MIN/MAX when e is a._j + b._j (either order), min or max of them; else -1. */
+static int component_monoid(const sp_expr *e, int j)
+{
+    if (e->kind != EX_BINOP || e->n != 2) return -1;
+    if (e->op != SP_OP_ADD && e->op != SP_OP_MIN && e->op != SP_OP_MAX) return -1;
+    if (!((is_field_of(e->kids[0], 0, j) && is_field_of(e->kids[1], 1, j)) ||
+          (is_field_of(e->kids[0], 1, j) && is_field_of(e->kids[1], 0, j))))
+        return -1;
+    return e->op == SP_OP_ADD ? SP_AGG_SUM : e->op == SP_OP_MIN ? SP_AGG_MIN : SP_AGG_MAX;
+}
+
+/** 1 when f is (a, b) => (a._1 op1 b._1, ..., a._m opm b._m) over a tuple of numeric leaves
+ *  (the common "several counters per key" reduce), filling aggs[0..m). */
+static int tuple_monoids(const sp_expr *f, const sp_td *v, sp_agg *aggs)
+{
+    if (v->kind != TD_TUPLE || v->n > 16 || f->kind != EX_TUPLE || f->n != v->n) return 0;
+    for (int j = 0; j < v->n; j++) {
+        const sp_td *c = v->child[j];
+        if (c->kind != TD_LEAF || !(c->leaf == SP_I32 || c->leaf == SP_I64 || c->leaf == SP_F32 ||
+                                    c->leaf == SP_F64 || c->leaf == SP_TS))
+            return 0;
+        int a = component_monoid(f->kids[j], j);
+        if (a < 0) return 0;
+        aggs[j] = (sp_agg)a;
+    }
+    return 1;
+}
+
+int hostop_tuple_monoids(const sp_stream *s)
+{
+    sp_agg aggs[16];
+    return s->kind == N_REDUCE_BY_KEY && s->monoid < 0 && s->expr &&
+           tuple_monoids(s->expr, s->td->child[1], aggs);
+}
+
+/** reduceByKey of a tuple-of-monoids lambda: one device aggregation per component. The
+ *  outputs of the same input and keys come in the same row order (first appearance), so
+ *  they are zipped row by row. */
+static int reduce_by_key_tuple(sp_stream *s, const sp_batch *in, int nkey, const sp_agg *aggs,
+                               sp_batch **out, sp_diag *d)
+{
+    sp_context *ctx = s->ctx;
+    const sp_allocator *a = &ctx->alloc;
+    const sp_td *v = s->td->child[1];
+    int m = v->n, rc = SP_OK;
+    sp_batch *parts[16] = {0};
+    for (int j = 0; j < m && !rc; j++) {
+        sp_type at = kagg_acc_type(aggs[j], v->child[j]->leaf);
+        sp_td *tt = td_tuple2(a, td_copy(a, s->td->child[0]), td_leaf(a, at));
+        if (!tt) {
+            rc = oom(d, s);
+            break;
+        }
+        td_layout(tt, 0);
+        rc = keyed_aggregate(ctx->dev, &ctx->env, s->km, in, nkey, nkey + j, aggs[j], tt, &parts[j],
+                             d);
+        td_free(a, tt);
+    }
+    if (!rc) rc = batch_new(&ctx->env, s->td, in->time_ms, out, d);
+    for (size_t i = 0; !rc && i < parts[0]->n; i++) {
+        if (push_key(*out, parts[0], nkey, i)) rc = oom(d, s);
+        for (int j = 0; j < m && !rc; j++) {
+            union {
+                int64_t i;
+                double f;
+            } acc;
+            sp_type at = parts[j]->td->child[1]->leaf;
+            if (at == SP_F64)
+                acc.f = col_get_f64(&parts[j]->cols[nkey], i);
+            else
+                acc.i = col_get_i64(&parts[j]->cols[nkey], i);
+            if (push_cast(&(*out)->cols[nkey + j], v->child[j]->leaf, at, &acc)) rc = oom(d, s);
+        }
+        if (!rc) (*out)->n++;
+    }
+    if (!rc && rows_done(*out)) rc = oom(d, s);
+    for (int j = 0; j < m; j++)
+        batch_release(parts[j]);
+    if (rc && *out) {
+        batch_release(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_diag *d)
 {
     sp_context *ctx = s->ctx;
@@ -439,6 +532,11 @@ int hostop_reduce_by_key(sp_stream *s, const sp_batch *in, sp_batch **out, sp_di
         if (!rc) rc = convert_values(s, tmp, out, d);
         batch_release(tmp);
         return rc;
+    }
+    sp_agg aggs[16];
+    if (tuple_monoids(s->expr, s->td->child[1], aggs)) {
+        if ((rc = ensure_keymap(s, nkey, in->td, d))) return rc;
+        return reduce_by_key_tuple(s, in, nkey, aggs, out, d);
     }
     /* A general lambda: fold each key's values on the host, in arrival order. */
     if ((rc = ensure_keymap(s, nkey, in->td, d))) return rc;
