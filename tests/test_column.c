@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static void test_push_get_every_type(void **state)
 {
     fixture *f = *state;
@@ -369,12 +368,39 @@ static void test_append_nested(void **state)
     batch_release(dst);
 }
 
+/* batch_append_rows: a row range in one go, all or nothing. */
+static void test_append_rows_range(void **state)
+{
+    fixture *f = *state;
+    sp_batch *src = new_batch(f, "(str,i64)");
+    sp_emitter em;
+    emitter_init(&em, src, 0);
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sp_emit_str(&em, keys[i], 1), 0);
+        assert_int_equal(sp_emit_i64(&em, i * 10), 0);
+        assert_int_equal(sp_emit_end(&em), 0);
+    }
+    sp_batch *dst = new_batch(f, "(str,i64)");
+    assert_int_equal(batch_append_rows(dst, src, 1, 3), 0);
+    assert_int_equal(batch_append_rows(dst, src, 2, 2), 0); /* empty range */
+    assert_int_equal(batch_append_rows(dst, src, 3, 2), SP_EINVAL);
+    assert_int_equal(batch_append_rows(dst, src, 2, 5), SP_EINVAL);
+    assert_int_equal(dst->n, 2);
+    assert_int_equal(dst->part_start[dst->nparts], 2);
+    size_t len;
+    assert_memory_equal(sp_batch_str(dst, 0, 0, &len), "b", 1);
+    assert_int_equal(sp_batch_i64(dst, 1, 1), 20);
+    batch_release(src);
+    batch_release(dst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_push_get_every_type),  cmocka_unit_test(test_reserve_keeps_data),
         cmocka_unit_test(test_raw_text_then_encode), cmocka_unit_test(test_emitter),
-        cmocka_unit_test(test_append_nested),
+        cmocka_unit_test(test_append_nested),        cmocka_unit_test(test_append_rows_range),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
