@@ -311,14 +311,25 @@ static int ensure_keymap(sp_stream *s, int nkey, const sp_td *td, sp_diag *d)
 
 /** Rows of a batch grouped by key id: CSR lists in row order; groups in first-seen order. */
 typedef struct groups {
-    uint32_t *ids;   /* id of each row */
-    size_t *rows;    /* rows ordered by group */
-    size_t *start;   /* group g's rows: rows[start[g] .. start[g+1]) */
-    uint32_t *order; /* present ids in first-seen order */
-    uint32_t *gid;   /* id -> group index, UINT32_MAX if absent (size K) */
+    uint32_t *ids;                  /* id of each row */
+    size_t *rows;                   /* rows ordered by group */
+    size_t *start;                  /* group g's rows: rows[start[g] .. start[g+1]) */
+    uint32_t *order;                /* present ids in first-seen order */
+    uint32_t *slot_id, *slot_group; /* open-addressing map id -> group (UINT32_MAX: empty) */
+    size_t mask;
     size_t ngroups;
-    uint32_t K;
 } groups;
+
+/* The map is sized by the batch (2n slots, a power of two), not by the keymap, whose size
+ * grows with every key the stream has ever seen: grouping a batch is O(n). */
+static uint32_t groups_find(const groups *g, uint32_t id)
+{
+    if (!g->slot_id) return UINT32_MAX;
+    for (size_t h = (id * 2654435761u) & g->mask;; h = (h + 1) & g->mask) {
+        if (g->slot_id[h] == id) return g->slot_group[h];
+        if (g->slot_id[h] == UINT32_MAX) return UINT32_MAX;
+    }
+}
 
 static void groups_free(const sp_allocator *a, groups *g)
 {
@@ -326,7 +337,8 @@ static void groups_free(const sp_allocator *a, groups *g)
     mem_free(a, g->rows);
     mem_free(a, g->start);
     mem_free(a, g->order);
-    mem_free(a, g->gid);
+    mem_free(a, g->slot_id);
+    mem_free(a, g->slot_group);
     memset(g, 0, sizeof *g);
 }
 
@@ -342,29 +354,46 @@ static int group_rows(sp_stream *s, const sp_batch *b, int nkey, groups *g, sp_d
         cols[c] = &b->cols[c];
     int rc = keymap_ids(s->km, cols, 0, n, g->ids, d);
     if (rc) return rc;
-    g->K = keymap_size(s->km);
-    g->gid = mem_alloc(a, ((size_t)g->K + 1) * sizeof *g->gid);
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    g->mask = cap - 1;
+    g->slot_id = mem_alloc(a, cap * sizeof *g->slot_id);
+    g->slot_group = mem_alloc(a, cap * sizeof *g->slot_group);
     g->order = mem_alloc(a, (n ? n : 1) * sizeof *g->order);
     g->start = mem_calloc(a, n + 2, sizeof *g->start);
     g->rows = mem_alloc(a, (n ? n : 1) * sizeof *g->rows);
-    if (!g->gid || !g->order || !g->start || !g->rows) return oom(d, s);
-    memset(g->gid, 0xff, ((size_t)g->K + 1) * sizeof *g->gid);
+    uint32_t *gof = mem_alloc(a, (n ? n : 1) * sizeof *gof); /* group of each row */
+    if (!g->slot_id || !g->slot_group || !g->order || !g->start || !g->rows || !gof) {
+        mem_free(a, gof);
+        return oom(d, s);
+    }
+    memset(g->slot_id, 0xff, cap * sizeof *g->slot_id);
     for (size_t i = 0; i < n; i++) {
         uint32_t id = g->ids[i];
-        if (g->gid[id] == UINT32_MAX) {
-            g->gid[id] = (uint32_t)g->ngroups;
+        size_t h = (id * 2654435761u) & g->mask;
+        while (g->slot_id[h] != UINT32_MAX && g->slot_id[h] != id)
+            h = (h + 1) & g->mask;
+        if (g->slot_id[h] == UINT32_MAX) {
+            g->slot_id[h] = id;
+            g->slot_group[h] = (uint32_t)g->ngroups;
             g->order[g->ngroups++] = id;
         }
-        g->start[g->gid[id] + 1]++;
+        gof[i] = g->slot_group[h];
+        g->start[gof[i] + 1]++;
     }
     for (size_t k = 0; k < g->ngroups; k++)
         g->start[k + 1] += g->start[k];
     size_t *fill = mem_alloc(a, (g->ngroups + 1) * sizeof *fill);
-    if (!fill) return oom(d, s);
+    if (!fill) {
+        mem_free(a, gof);
+        return oom(d, s);
+    }
     memcpy(fill, g->start, (g->ngroups + 1) * sizeof *fill);
     for (size_t i = 0; i < n; i++)
-        g->rows[fill[g->gid[g->ids[i]]]++] = i;
+        g->rows[fill[gof[i]]++] = i;
     mem_free(a, fill);
+    mem_free(a, gof);
     return SP_OK;
 }
 
@@ -609,12 +638,11 @@ int hostop_join(sp_stream *s, const sp_batch *a, const sp_batch *b, sp_batch **o
     memset(&gb, 0, sizeof gb);
     rc = group_rows(s, a, nkey, &ga, d);
     if (!rc) rc = group_rows(s, b, nkey, &gb, d);
-    /* ga's gid table was sized before b's keys were added: look ids up with bounds. */
     if (!rc) rc = batch_new(&ctx->env, s->td, a->time_ms, out, d);
     const sp_td *vw = s->td->child[1];
     const sp_td *av = a->td->child[1], *bw = b->td->child[1];
     int jk = s->join;
-#define GID(g, id) ((id) < (g).K ? (g).gid[id] : UINT32_MAX)
+#define GID(g, id) groups_find(&(g), (id))
     if (s->kind == N_COGROUP) {
         /* Keys of a in first-seen order, then keys only in b. */
         for (int side = 0; side < 2 && !rc; side++) {
