@@ -652,6 +652,8 @@ static sp_dev *open_dev(int strategy)
         fprintf(stderr, "dev_open: %s\n", d.msg);
         return NULL;
     }
+    /* Check the kernels on every size, tiny ones included. */
+    dev_set_tunable(dev, DEV_TUNE_EW_HOST_BELOW, 1);
     return dev;
 }
 

@@ -18,6 +18,7 @@
 #include "ops/qsketch_int.h"
 #include "ops/topk_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,21 @@ typedef struct an_state {
     uint32_t nslot;
     void **pool; /* cleared sketches for reuse: keys come back batch after batch */
     size_t npool, cap_pool;
+    /* Memos indexed by dictionary id (ids are stable for the context's life, so entries never
+     * go stale); grown on demand to the largest id seen. kid: keymap id of a one-column str
+     * key (UINT32_MAX: not yet looked up). hash/hknown: hll hash of a one-column str value.
+     * Memory: 4 bytes per id for kid, 9 per id for the hashes. */
+    uint32_t *kid;
+    size_t nkid;
+    uint64_t *hash;
+    uint8_t *hknown;
+    size_t nhash;
+    /* AN_QUANT: direct-mapped memo of qs_bucket by magnitude (all the node's sketches share
+     * alpha); key NaN: empty. NULL until the first quantile batch. */
+    struct an_qmemo {
+        double ax;
+        int32_t idx;
+    } * qmemo;
 } an_state;
 
 /* ------------------------------------------------------------------------------- sketches */
@@ -226,6 +242,91 @@ static int an_ensure_keymap(sp_stream *s, sp_batch *b, sp_diag *d)
     return SP_OK;
 }
 
+/** Grows a memo array of elem-byte entries to cover index id, new entries set to byte fill. */
+static int an_memo_grow(sp_stream *s, void **arr, size_t *n, size_t elem, uint32_t id, int fill)
+{
+    if (id < *n) return SP_OK;
+    size_t cap = *n ? *n : 1024;
+    while (cap <= id)
+        cap *= 2;
+    void *p = mem_realloc(&s->ctx->alloc, *arr, cap * elem);
+    if (!p) return SP_ENOMEM;
+    memset((char *)p + *n * elem, fill, (cap - *n) * elem);
+    *arr = p;
+    *n = cap;
+    return SP_OK;
+}
+
+/** Keymap ids of rows [0, b->n): for one dictionary-encoded str key column, each distinct id
+ *  is looked up once per stream (memo st->kid); otherwise keymap_ids over the batch. The ids
+ *  and first-seen order are those keymap_ids gives. */
+static int an_key_ids(sp_stream *s, an_state *st, const sp_batch *b, int nkey, uint32_t *ids,
+                      sp_diag *d)
+{
+    const sp_col *cols[64];
+    for (int c = 0; c < nkey; c++)
+        cols[c] = &b->cols[c];
+    if (nkey != 1 || cols[0]->type != SP_STR || cols[0]->enc != ENC_DICT || cols[0]->len < b->n)
+        return keymap_ids(s->km, cols, 0, b->n, ids, d);
+    const uint32_t *dict_ids = cols[0]->data;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t v = dict_ids[i];
+        if (v >= st->nkid &&
+            an_memo_grow(s, (void **)&st->kid, &st->nkid, sizeof *st->kid, v, 0xff))
+            return an_oom(s, d);
+        if (st->kid[v] == UINT32_MAX) {
+            int rc = keymap_ids(s->km, cols, i, 1, &st->kid[v], d);
+            if (rc) return rc;
+        }
+        ids[i] = st->kid[v];
+    }
+    return SP_OK;
+}
+
+/** hll_hash_row of row i of a one-column dictionary-encoded str value, memoised per id. */
+static int an_hash_dict(sp_stream *s, an_state *st, const sp_col *vc, const sp_dict *dict, size_t i,
+                        uint64_t *h)
+{
+    uint32_t v = ((const uint32_t *)vc->data)[i];
+    if (v >= st->nhash) {
+        size_t n = st->nhash;
+        if (an_memo_grow(s, (void **)&st->hash, &n, sizeof *st->hash, v, 0)) return SP_ENOMEM;
+        size_t nk = st->nhash;
+        if (an_memo_grow(s, (void **)&st->hknown, &nk, 1, v, 0)) return SP_ENOMEM;
+        st->nhash = n < nk ? n : nk;
+    }
+    if (!st->hknown[v]) {
+        st->hash[v] = hll_hash_row(vc, 1, dict, i);
+        st->hknown[v] = 1;
+    }
+    *h = st->hash[v];
+    return SP_OK;
+}
+
+enum { AN_QMEMO = 4096 }; /* entries of an_state.qmemo, a power of two */
+
+/** qs_add(sk, x) through st->qmemo for the bucket index. */
+static int an_qs_add(sp_stream *s, an_state *st, qsketch *sk, double x)
+{
+    double ax = fabs(x);
+    if (!(ax >= DBL_MIN && ax <= DBL_MAX)) return qs_add(sk, x);
+    if (!st->qmemo) {
+        st->qmemo = mem_alloc(&s->ctx->alloc, AN_QMEMO * sizeof *st->qmemo);
+        if (!st->qmemo) return qs_add(sk, x);
+        for (size_t j = 0; j < AN_QMEMO; j++)
+            st->qmemo[j].ax = NAN;
+    }
+    uint64_t bits;
+    memcpy(&bits, &ax, sizeof bits);
+    bits *= UINT64_C(0x9E3779B97F4A7C15);
+    struct an_qmemo *m = &st->qmemo[bits >> 52 & (AN_QMEMO - 1)];
+    if (m->ax != ax) {
+        m->ax = ax;
+        m->idx = qs_bucket(sk, ax);
+    }
+    return qs_add_bucket(sk, x, m->idx);
+}
+
 /** Adds a batch's (key, value) rows to pane p's per-key sketches. */
 static int an_add_keyed(sp_stream *s, an_state *st, an_pane *p, sp_batch *b, sp_diag *d)
 {
@@ -236,19 +337,24 @@ static int an_add_keyed(sp_stream *s, an_state *st, an_pane *p, sp_batch *b, sp_
     if (rc) return rc;
     uint32_t *ids = mem_alloc(a, b->n * sizeof *ids);
     if (!ids) return an_oom(s, d);
-    const sp_col *cols[64];
-    for (int c = 0; c < nkey; c++)
-        cols[c] = &b->cols[c];
-    if ((rc = keymap_ids(s->km, cols, 0, b->n, ids, d)) || (rc = an_slots(s, st, d))) goto out;
+    if ((rc = an_key_ids(s, st, b, nkey, ids, d)) || (rc = an_slots(s, st, d))) goto out;
     an_slots_mark(st, p, 1);
     const sp_dict *dict = b->env->dict;
     const sp_col *vc = &b->cols[st->vcol];
     int nv = b->ncols - st->vcol;
+    int memo = nv == 1 && vc->type == SP_STR && vc->enc == ENC_DICT && vc->len >= b->n;
     for (size_t i = 0; i < b->n && !rc; i++) {
         void *sk = NULL;
         if ((rc = an_pane_entry(s, st, p, ids[i], &sk, d))) break;
         if (st->kind == AN_QUANT) {
-            if (qs_add(sk, col_get_f64(vc, i))) rc = an_oom(s, d);
+            if (an_qs_add(s, st, sk, col_get_f64(vc, i))) rc = an_oom(s, d);
+        } else if (memo) {
+            uint64_t h;
+            if (an_hash_dict(s, st, vc, dict, i, &h)) {
+                rc = an_oom(s, d);
+                break;
+            }
+            hll_add_hash(sk, h);
         } else {
             hll_add_hash(sk, hll_hash_row(vc, nv, dict, i));
         }
@@ -478,6 +584,10 @@ static void an_destroy(sp_stream *s)
     mem_free(a, st->pool);
     mem_free(a, st->ring);
     mem_free(a, st->slot);
+    mem_free(a, st->kid);
+    mem_free(a, st->hash);
+    mem_free(a, st->hknown);
+    mem_free(a, st->qmemo);
     mem_free(a, st->qs);
     mem_free(a, st);
     s->state = NULL;

@@ -17,26 +17,26 @@ enum dev_strategy { DEV_STRATEGY_CPU = 1, DEV_STRATEGY_GPU = 2 };
 
 /** What `spate devices` prints about one device. */
 typedef struct dev_info {
-    int index;                 /* global index over all platforms, as --device N takes it */
+    int index; /* global index over all platforms, as --device N takes it */
     int platform_index;
     char platform[128];
     char platform_version[128];
     char name[256];
     char vendor[128];
-    char driver[128];          /* CL_DRIVER_VERSION */
-    char version[128];         /* CL_DEVICE_VERSION */
-    char clc_version[64];      /* CL_DEVICE_OPENCL_C_VERSION */
+    char driver[128];     /* CL_DRIVER_VERSION */
+    char version[128];    /* CL_DEVICE_VERSION */
+    char clc_version[64]; /* CL_DEVICE_OPENCL_C_VERSION */
     cl_device_type type;
     unsigned compute_units;
     uint64_t global_mem;
     uint64_t local_mem;
     uint64_t max_alloc;
     size_t max_wg;
-    int int64_atomics;         /* cl_khr_int64_base_atomics and extended reported */
-    int fp64;                  /* cl_khr_fp64 reported */
-    int host_unified;          /* CL_DEVICE_HOST_UNIFIED_MEMORY (zero-copy wrap pays) */
-    char pci_bus_id[32];       /* "0000:65:00.0" when the driver tells (cl_khr_pci_bus_info or
-                                  NV/AMD extensions), else "" */
+    int int64_atomics;   /* cl_khr_int64_base_atomics and extended reported */
+    int fp64;            /* cl_khr_fp64 reported */
+    int host_unified;    /* CL_DEVICE_HOST_UNIFIED_MEMORY (zero-copy wrap pays) */
+    char pci_bus_id[32]; /* "0000:65:00.0" when the driver tells (cl_khr_pci_bus_info or
+                            NV/AMD extensions), else "" */
 } dev_info;
 
 /** Lists all devices of all platforms. *out is allocated with a's hook (mem_free it).
@@ -47,13 +47,13 @@ int dev_enumerate(const sp_allocator *a, dev_info **out, size_t *n, sp_diag *d);
 typedef struct sp_dev sp_dev;
 
 typedef struct dev_opts {
-    const char *selector; /* "cpu", "gpu", an index, or a platform/device name substring;
-                             NULL: $SPATE_DEVICE, else device 0 */
-    int use_cache;        /* on-disk program binary cache */
-    const char *cache_dir;/* NULL: $SPATE_CACHE_DIR, else $XDG_CACHE_HOME/spate, else
-                             $HOME/.cache/spate */
-    int strategy;         /* 0 follow the device type; DEV_STRATEGY_CPU/GPU to force */
-    FILE *log;            /* where build logs and warnings go (stderr if NULL) */
+    const char *selector;  /* "cpu", "gpu", an index, or a platform/device name substring;
+                              NULL: $SPATE_DEVICE, else device 0 */
+    int use_cache;         /* on-disk program binary cache */
+    const char *cache_dir; /* NULL: $SPATE_CACHE_DIR, else $XDG_CACHE_HOME/spate, else
+                              $HOME/.cache/spate */
+    int strategy;          /* 0 follow the device type; DEV_STRATEGY_CPU/GPU to force */
+    FILE *log;             /* where build logs and warnings go (stderr if NULL) */
     const sp_allocator *alloc;
 } dev_opts;
 
@@ -101,7 +101,7 @@ void dev_build_stats(const sp_dev *dev, unsigned *compiled, unsigned *cached);
  *  host (through pinned staging on discrete GPUs). */
 typedef struct dev_buf {
     cl_mem mem;
-    void *host;   /* host memory it mirrors, or NULL for scratch */
+    void *host; /* host memory it mirrors, or NULL for scratch */
     size_t bytes;
     int zero_copy;
 } dev_buf;
@@ -116,8 +116,7 @@ int dev_buf_alloc(sp_dev *dev, size_t bytes, dev_buf *b, sp_diag *d);
 /** Makes the device's writes visible in b->host (zero-copy: map/unmap; else a read). */
 int dev_buf_sync_host(sp_dev *dev, dev_buf *b, sp_diag *d);
 /** Reads `bytes` at `offset` of any buffer into dst (blocking). */
-int dev_buf_read(sp_dev *dev, const dev_buf *b, size_t offset, void *dst, size_t bytes,
-                 sp_diag *d);
+int dev_buf_read(sp_dev *dev, const dev_buf *b, size_t offset, void *dst, size_t bytes, sp_diag *d);
 int dev_buf_write(sp_dev *dev, dev_buf *b, size_t offset, const void *src, size_t bytes,
                   sp_diag *d);
 int dev_buf_fill_zero(sp_dev *dev, dev_buf *b, sp_diag *d);
@@ -129,7 +128,8 @@ int dev_finish(sp_dev *dev, sp_diag *d);
 
 /** Settings that operators keep per device (the device layer only stores them). */
 typedef enum dev_tunable {
-    DEV_TUNE_DENSE_KEYS, /* keyed aggregation: largest key domain for the dense path */
+    DEV_TUNE_DENSE_KEYS,    /* keyed aggregation: largest key domain for the dense path */
+    DEV_TUNE_EW_HOST_BELOW, /* element-wise stages: batches under this many rows run on the host */
     DEV_TUNABLE_COUNT
 } dev_tunable;
 void dev_set_tunable(sp_dev *dev, dev_tunable key, size_t value);

@@ -26,6 +26,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Batches of fewer rows run on the host, serially (see ew_stage_run): a launch, a blocking
+ * read and waking the device's threads cost more than a few hundred rows of work. The device
+ * tunable DEV_TUNE_EW_HOST_BELOW overrides it (tests set 1 to check kernels on tiny sizes). */
+enum { EW_SMALL_ROWS = 256 };
+
+static size_t ew_small_rows(const sp_dev *dev)
+{
+    size_t v = dev ? dev_get_tunable(dev, DEV_TUNE_EW_HOST_BELOW) : 0;
+    return v ? v : EW_SMALL_ROWS;
+}
+
 struct ew_stage {
     sp_dev *dev;
     batch_env *env;
@@ -378,7 +389,7 @@ static int ew_run_host(ew_stage *st, sp_exec *exec, const sp_batch *in, sp_batch
     }
     /* Every partition runs to its own first error (a failing task must not make the pool skip
      * earlier partitions: the error reported is the smallest failing row). */
-    if (exec && np > 1) {
+    if (exec && np > 1 && in->n >= EW_SMALL_ROWS) {
         exec_run(exec, np, in->part_node, ew_host_task, &h);
     } else {
         for (unsigned p = 0; p < np; p++)
@@ -844,7 +855,10 @@ int ew_stage_run(ew_stage *st, sp_exec *exec, const sp_batch *in, sp_batch **out
     *out = NULL;
     SP_CHECK(d, td_equal(in->td, st->in_td), SP_EINVAL,
              "%s: the batch's element type differs from the stage's input type", st->name);
-    int device = st->on_device;
+    /* Tiny batches (window and join outputs: a few rows each) run on the host: a launch and
+     * its blocking read cost tens of microseconds and wake the device's threads, far more than
+     * interpreting the chain over a few rows. Results are the same either way. */
+    int device = st->on_device && in->n >= ew_small_rows(st->dev);
     /* Raw (not dictionary-encoded) strings the kernel would read: this batch runs on the host. */
     for (int j = 0; device && j < st->code.nin; j++)
         if (in->cols[st->code.in_cols[j]].type == SP_STR &&

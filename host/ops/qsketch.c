@@ -94,6 +94,11 @@ static int qs_store_cover(const sp_allocator *a, qs_store *st, int32_t lo, int32
 
 static int qs_store_add(const qsketch *s, qs_store *st, int32_t idx, uint64_t count)
 {
+    /* Fast path: idx inside the covered range (the common case once a store has warmed). */
+    if (idx >= st->lo && (int64_t)idx - st->lo < (int64_t)st->len) {
+        st->cnt[idx - st->lo] += count;
+        return SP_OK;
+    }
     if (qs_store_cover(&s->alloc, st, idx, idx, s->max_bins)) return SP_ENOMEM;
     if (idx < st->lo) idx = st->lo; /* collapsed */
     st->cnt[idx - st->lo] += count;
@@ -125,6 +130,20 @@ int qs_add(qsketch *s, double x)
     } else {
         if (qs_store_add(s, &s->neg, qs_index(s, -x), 1)) return SP_ENOMEM;
     }
+    s->n++;
+    if (x < s->min) s->min = x;
+    if (x > s->max) s->max = x;
+    return SP_OK;
+}
+
+int32_t qs_bucket(const qsketch *s, double ax)
+{
+    return qs_index(s, ax);
+}
+
+int qs_add_bucket(qsketch *s, double x, int32_t idx)
+{
+    if (qs_store_add(s, x > 0 ? &s->pos : &s->neg, idx, 1)) return SP_ENOMEM;
     s->n++;
     if (x < s->min) s->min = x;
     if (x > s->max) s->max = x;

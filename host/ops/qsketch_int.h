@@ -63,6 +63,11 @@ void qs_clear(qsketch *s);
 
 /** Adds one value. O(1) amortised; SP_ENOMEM when a store cannot grow. */
 int qs_add(qsketch *s, double x);
+/** The bucket index qs_add gives a value of magnitude ax (finite, ax >= DBL_MIN). It depends
+ *  only on alpha, so callers may memoise it across sketches of one alpha. One log(). */
+int32_t qs_bucket(const qsketch *s, double ax);
+/** qs_add(s, x) for finite x with |x| >= DBL_MIN, given idx = qs_bucket(s, fabs(x)). */
+int qs_add_bucket(qsketch *s, double x, int32_t idx);
 /** s += o (bucket counts added). SP_EINVAL if the accuracies differ. O(buckets of o). */
 int qs_merge(qsketch *s, const qsketch *o, sp_diag *d);
 /** The q-quantile (q in [0, 1]) as defined above; NaN for an empty sketch. O(buckets). */
