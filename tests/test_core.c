@@ -510,7 +510,12 @@ static void test_generator_integer_keys(void **state)
 static void test_device_out_of_memory(void **state)
 {
     (void)state;
-    const char *q = write_tmp("qoom.jsonl", "[[\"a\",1],[\"b\",2],[\"a\",3]]\n");
+    /* 300 records: small batches are aggregated on the host, this one must reach the device. */
+    char text[4096] = "[";
+    for (int i = 0; i < 300; i++)
+        strcat(text, i ? ",[\"a\",1]" : "[\"a\",1]");
+    strcat(text, "]\n");
+    const char *q = write_tmp("qoom.jsonl", text);
     sp_config cfg;
     sp_config_init(&cfg);
     cfg.status_line = 0;

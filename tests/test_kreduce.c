@@ -759,6 +759,48 @@ static int teardown(void **state)
     return s.live_bytes ? -1 : 0;
 }
 
+/* Below the default row threshold the reference runs on the host: no device buffer is needed,
+ * so a device that refuses every buffer still answers; at the threshold it does not. */
+static void test_small_on_host(void **state)
+{
+    (void)state;
+    sp_dev *dev = fx.dev[0];
+    uint64_t s = 99;
+    enum { N = 1000, K = 16 };
+    uint32_t *keys = palloc(N * 4);
+    int64_t *vals = palloc(N * 8), *acc = palloc(K * 8), *cnt = palloc(K * 8);
+    int64_t racc[K], rcnt[K], all, rall;
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = (uint32_t)(tu_rand(&s) % K);
+        vals[i] = (int64_t)(tu_rand(&s) % 1000) - 500;
+    }
+    dev_set_tunable(dev, DEV_TUNE_KREDUCE_HOST_BELOW, 0);
+    dev_test_set_mem_limit(dev, 1);
+    sp_diag d = {0};
+    assert_int_equal(kreduce_dense(dev, keys, vals, SP_I64, 255, K, SP_AGG_SUM, acc, cnt, &d),
+                     SP_OK);
+    kreduce_dense_ref(keys, vals, SP_I64, 255, K, SP_AGG_SUM, racc, rcnt);
+    assert_memory_equal(acc, racc, sizeof racc);
+    assert_memory_equal(cnt, rcnt, sizeof rcnt);
+    assert_int_equal(kreduce_all(dev, vals, SP_I64, 255, SP_AGG_MAX, &all, &d), SP_OK);
+    kreduce_all_ref(vals, SP_I64, 255, SP_AGG_MAX, &rall);
+    assert_true(all == rall);
+    assert_int_equal(kreduce_dense(dev, keys, vals, SP_I64, N, K, SP_AGG_SUM, acc, cnt, &d),
+                     SP_EDEVMEM);
+    assert_int_equal(kreduce_all(dev, vals, SP_I64, N, SP_AGG_MAX, &all, &d), SP_EDEVMEM);
+    /* A larger threshold moves N rows to the host too. */
+    dev_set_tunable(dev, DEV_TUNE_KREDUCE_HOST_BELOW, N + 1);
+    assert_int_equal(kreduce_dense(dev, keys, vals, SP_I64, N, K, SP_AGG_SUM, acc, cnt, &d), SP_OK);
+    kreduce_dense_ref(keys, vals, SP_I64, N, K, SP_AGG_SUM, racc, rcnt);
+    assert_memory_equal(acc, racc, sizeof racc);
+    dev_test_set_mem_limit(dev, 0);
+    dev_set_tunable(dev, DEV_TUNE_KREDUCE_HOST_BELOW, 1);
+    free(keys);
+    free(vals);
+    free(acc);
+    free(cnt);
+}
+
 int main(void)
 {
     for (int i = 0; i < 2; i++) {
@@ -771,23 +813,18 @@ int main(void)
             if (fx.dev[0]) dev_close(fx.dev[0]);
             return 77;
         }
+        /* Check the kernels on every size, tiny ones included. */
+        dev_set_tunable(fx.dev[i], DEV_TUNE_KREDUCE_HOST_BELOW, 1);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dense_extremes),
-        cmocka_unit_test(test_dense_skew_unaligned),
-        cmocka_unit_test(test_dense_cpu),
-        cmocka_unit_test(test_dense_gpu),
-        cmocka_unit_test(test_dense_radix_cpu),
-        cmocka_unit_test(test_dense_radix_gpu),
-        cmocka_unit_test(test_all_cpu),
-        cmocka_unit_test(test_all_gpu),
-        cmocka_unit_test(test_keymap_dense_stable),
-        cmocka_unit_test(test_keymap_composite),
-        cmocka_unit_test(test_keymap_floats),
-        cmocka_unit_test(test_keyed_str_sum),
-        cmocka_unit_test(test_keyed_empty),
-        cmocka_unit_test(test_keyed_composite),
-        cmocka_unit_test(test_keyed_compaction),
+        cmocka_unit_test(test_dense_extremes),   cmocka_unit_test(test_dense_skew_unaligned),
+        cmocka_unit_test(test_dense_cpu),        cmocka_unit_test(test_dense_gpu),
+        cmocka_unit_test(test_dense_radix_cpu),  cmocka_unit_test(test_dense_radix_gpu),
+        cmocka_unit_test(test_all_cpu),          cmocka_unit_test(test_all_gpu),
+        cmocka_unit_test(test_small_on_host),    cmocka_unit_test(test_keymap_dense_stable),
+        cmocka_unit_test(test_keymap_composite), cmocka_unit_test(test_keymap_floats),
+        cmocka_unit_test(test_keyed_str_sum),    cmocka_unit_test(test_keyed_empty),
+        cmocka_unit_test(test_keyed_composite),  cmocka_unit_test(test_keyed_compaction),
         cmocka_unit_test(test_keyed_int_random),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -130,6 +130,7 @@ int dev_finish(sp_dev *dev, sp_diag *d);
 typedef enum dev_tunable {
     DEV_TUNE_DENSE_KEYS,    /* keyed aggregation: largest key domain for the dense path */
     DEV_TUNE_EW_HOST_BELOW, /* element-wise stages: batches under this many rows run on the host */
+    DEV_TUNE_KREDUCE_HOST_BELOW, /* keyed/global aggregation: inputs under this many rows: host */
     DEV_TUNABLE_COUNT
 } dev_tunable;
 void dev_set_tunable(sp_dev *dev, dev_tunable key, size_t value);

@@ -419,9 +419,14 @@ typedef struct idc_entry {
     uint32_t id;
 } idc_entry;
 
-static uint32_t idc_intern(idc_entry *idc, sp_dict *dict, const char *s, size_t len)
+static uint64_t idc_hash(const char *s, size_t len)
 {
-    uint64_t h = XXH3_64bits(s, len);
+    return XXH3_64bits(s, len);
+}
+
+/* h: idc_hash(s, len). */
+static uint32_t idc_intern(idc_entry *idc, sp_dict *dict, const char *s, size_t len, uint64_t h)
+{
     idc_entry *e = &idc[h & (IDC_SIZE - 1)];
     if (e->s && e->len == len && memcmp(e->s, s, len) == 0) return e->id;
     uint32_t id = dict_intern(dict, s, len);
@@ -433,6 +438,17 @@ static uint32_t idc_intern(idc_entry *idc, sp_dict *dict, const char *s, size_t 
     }
     return id;
 }
+
+/* The previous row's value of one string column while it still points into the input line
+ * (stable for the task): equal neighbours (a client's burst of requests, "-", "GET",
+ * "HTTP/1.0") are matched against bytes just read, skipping the hash and the cache. */
+typedef struct idc_prev {
+    const char *s; /* NULL: none */
+    uint32_t len;
+    uint32_t id;
+    uint64_t h; /* this row's hash when it differs from the previous row */
+    int same;   /* this row's value equals the previous row's */
+} idc_prev;
 
 struct parse_cache {
     const sp_allocator *alloc;
@@ -510,6 +526,7 @@ static int parse_task(void *ud, size_t task, unsigned worker)
     l.origin = j->o->origin;
     l.ref_default_s = j->o->ref_time_s;
     l.v = mem_calloc(a, (size_t)ps->ncols, sizeof *l.v);
+    idc_prev *prev = mem_calloc(a, (size_t)ps->ncols, sizeof *prev);
     parse_cache *pc = j->o->cache;
     idc_entry *idc;
     if (pc && worker < pc->n) {
@@ -519,7 +536,7 @@ static int parse_task(void *ud, size_t task, unsigned worker)
         idc = mem_calloc(a, IDC_SIZE, sizeof *idc);
     }
     rc = SP_ENOMEM;
-    if (!l.v || !idc) goto out;
+    if (!l.v || !prev || !idc) goto out;
     size_t lo = j->lo[task], hi = j->lo[task + 1], bytes = 0;
     for (int c = 0; c < ps->ncols; c++)
         if (col_reserve(&out->cols[c], hi - lo, 0)) goto out;
@@ -535,6 +552,19 @@ static int parse_task(void *ud, size_t task, unsigned worker)
             if (reject_add(&j->rej[task], a, r, why, l.reject_col)) goto out;
             continue;
         }
+        /* Hash the new values first and prefetch their cache entries: a row's misses (client,
+         * path) then overlap instead of following one another. */
+        for (int c = 0; c < ps->ncols; c++) {
+            if (ps->types[c] != SP_STR) continue;
+            const parse_val *v = &l.v[c];
+            const char *p = v->s ? v->s : l.scratch + v->off;
+            idc_prev *pv = &prev[c];
+            pv->same = pv->s && pv->len == v->len && memcmp(pv->s, p, v->len) == 0;
+            if (!pv->same) {
+                pv->h = idc_hash(p, v->len);
+                __builtin_prefetch(&idc[pv->h & (IDC_SIZE - 1)]);
+            }
+        }
         for (int c = 0; c < ps->ncols; c++) {
             sp_col *col = &out->cols[c];
             const parse_val *v = &l.v[c];
@@ -542,7 +572,16 @@ static int parse_task(void *ud, size_t task, unsigned worker)
             switch (ps->types[c]) {
             case SP_STR: {
                 const char *p = v->s ? v->s : l.scratch + v->off;
-                uint32_t id = idc_intern(idc, dict, p, v->len);
+                idc_prev *pv = &prev[c];
+                uint32_t id;
+                if (pv->same) {
+                    id = pv->id;
+                } else {
+                    id = idc_intern(idc, dict, p, v->len, pv->h);
+                    pv->s = v->s;
+                    pv->len = v->len;
+                    pv->id = id;
+                }
                 e = id == UINT32_MAX ? SP_ENOMEM : col_push_id(col, id);
                 break;
             }
@@ -561,6 +600,7 @@ static int parse_task(void *ud, size_t task, unsigned worker)
     rc = 0;
 out:
     if (!(pc && worker < pc->n)) mem_free(a, idc);
+    mem_free(a, prev);
     mem_free(a, l.v);
     mem_free(a, l.scratch);
     return rc;

@@ -43,6 +43,19 @@ static size_t kr_dense_limit(const sp_dev *dev)
     return dev_get_tunable(dev, DEV_TUNE_DENSE_KEYS);
 }
 
+/* Inputs of fewer rows run the plain-C reference on the host: a launch, a blocking read-back
+ * and waking the device's threads cost more than a few hundred rows of work. On the CPU shape
+ * such inputs take one work-item walking the rows in order, so the host result is the same,
+ * floating-point sums included. DEV_TUNE_KREDUCE_HOST_BELOW overrides the threshold (tests
+ * set 1 to check the kernels on tiny sizes). */
+enum { KR_SMALL_ROWS = 256 };
+
+static size_t kr_small_rows(const sp_dev *dev)
+{
+    size_t v = dev_get_tunable(dev, DEV_TUNE_KREDUCE_HOST_BELOW);
+    return v ? v : KR_SMALL_ROWS;
+}
+
 /* ----------------------------------------------------------------------------- types */
 
 sp_type kagg_acc_type(sp_agg agg, sp_type vt)
@@ -510,7 +523,7 @@ int kreduce_dense_scratch(sp_dev *dev, sp_arena *scratch, const uint32_t *keys, 
     SP_CHECK(d, n == 0 || (keys && (vals || agg == SP_AGG_COUNT)), SP_EINVAL,
              "kreduce_dense: NULL input array");
     if (K == 0) return SP_OK;
-    if (n == 0 || !dev) {
+    if (n == 0 || !dev || n < kr_small_rows(dev)) {
         kreduce_dense_ref(keys, vals, vt, n, K, agg, acc, cnt);
         return SP_OK;
     }
@@ -605,7 +618,8 @@ int kreduce_all(sp_dev *dev, const void *vals, sp_type vt, size_t n, sp_agg agg,
     SP_CHECK(d, acc && (vals || n == 0 || agg == SP_AGG_COUNT), SP_EINVAL,
              "kreduce_all: NULL argument");
     int dbl = kagg_acc_type(agg, vt) == SP_F64;
-    if (agg == SP_AGG_COUNT || n == 0 || !dev || (dbl && !dev_get_info(dev)->fp64)) {
+    if (agg == SP_AGG_COUNT || n == 0 || !dev || n < kr_small_rows(dev) ||
+        (dbl && !dev_get_info(dev)->fp64)) {
         kreduce_all_ref(vals, vt, n, agg, acc);
         return SP_OK;
     }
