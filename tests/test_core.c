@@ -595,6 +595,23 @@ static void test_event_time_batches(void **state)
     free(r);
     free(c);
 
+    /* --batches N runs exactly N event-time batches: empty ones after the input ends. */
+    sp_config_init(&cfg);
+    cfg.status_line = 0;
+    cfg.max_batches = 8;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    c = calloc(1, sizeof *c);
+    c->sorted = 1;
+    s = sp_queue_stream(ctx, q, "(ts,str)");
+    assert_int_equal(sp_stream_foreach_rdd(sp_stream_event_time(s, 0, 1000), on_batch, c), SP_OK);
+    run_ok(ctx);
+    assert_int_equal(c->n, 8);
+    assert_string_equal(c->lines[5], "6000:(5200,g)");
+    assert_string_equal(c->lines[6], "7000:");
+    assert_string_equal(c->lines[7], "8000:");
+    sp_context_free(ctx);
+    free(c);
+
     /* Every output must follow the event-time stream. */
     ctx = new_ctx(0);
     s = sp_queue_stream(ctx, q, "(ts,str)");

@@ -151,8 +151,9 @@ void ctx_rejects_close(sp_context *ctx);
 int stream_is_event_time(const sp_stream *s);
 /** Files the rows of an arrival batch into event-time buckets (late ones are rejected). */
 int eventtime_ingest(sp_stream *s, const sp_batch *in, sp_diag *d);
-/** The next event-time batch that is due, if any (input_done: flush what is left). */
-int eventtime_next_due(sp_stream *s, int input_done, int64_t *t);
+/** The next event-time batch that is due, if any (input_done: flush what is left; pad: and
+ *  then go on with empty batches). */
+int eventtime_next_due(sp_stream *s, int input_done, int pad, int64_t *t);
 /** Late records since the last call. */
 uint64_t eventtime_take_late(sp_stream *s);
 

@@ -223,10 +223,10 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
         release_memos(ctx);
         if (rc) break;
         arrived += got;
-        int done = all_sources_done(ctx) || (ctx->cfg.max_batches && atomic_load(&ctx->stop));
+        int done = all_sources_done(ctx);
         int64_t t;
         int stop = 0;
-        while (!rc && eventtime_next_due(ev, done, &t)) {
+        while (!rc && eventtime_next_due(ev, done, ctx->cfg.max_batches > 0, &t)) {
             batch_metrics m = {++k, t, 0, 0, 0, 0, 0, 0};
             rc = tick_stateful(ctx, t, 1, d);
             if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);

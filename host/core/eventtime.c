@@ -123,7 +123,7 @@ int eventtime_ingest(sp_stream *s, const sp_batch *in, sp_diag *d)
     return rc;
 }
 
-int eventtime_next_due(sp_stream *s, int input_done, int64_t *t)
+int eventtime_next_due(sp_stream *s, int input_done, int pad, int64_t *t)
 {
     evtime *e = s->state;
     int64_t iv = s->ctx->cfg.batch_ms;
@@ -135,8 +135,9 @@ int eventtime_next_due(sp_stream *s, int input_done, int64_t *t)
     else
         return 0;
     if (input_done) {
-        /* Flush: every T up to the last bucket. */
-        if (!e->nbuckets || next > e->buckets[e->nbuckets - 1].t) return 0;
+        /* Flush: every T up to the last bucket; with pad, empty batches after it (--batches N
+         * runs exactly N batch times). */
+        if (!pad && (!e->nbuckets || next > e->buckets[e->nbuckets - 1].t)) return 0;
     } else {
         if (!e->have_ts || e->max_ts - e->watermark_ms < next) return 0;
     }
