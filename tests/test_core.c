@@ -2,43 +2,13 @@
  * Spark's semantics on queueStream inputs (hand-worked expected outputs and random inputs
  * against plain-C references), the batch clock, fusion, outputs, and bad input. */
 #include "spate.h"
+#include "support/collect.h"
 #include "support/jobfix.h"
 #include "support/testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------------------------ collecting */
-
-/* Every batch as one line "T:row|row|..." with rows sorted (Spark's per-batch order depends
- * on partitioning; the set of rows is what must match). */
-typedef struct collect {
-    char lines[64][16384];
-    int n;
-    int sorted;
-} collect;
-
-static int on_batch(void *ud, const sp_batch *b)
-{
-    collect *c = ud;
-    size_t n = sp_batch_count(b);
-    char **rows = calloc(n ? n : 1, sizeof *rows);
-    for (size_t i = 0; i < n; i++) {
-        int len = sp_batch_format(b, i, NULL, 0);
-        rows[i] = malloc((size_t)len + 1);
-        sp_batch_format(b, i, rows[i], (size_t)len + 1);
-    }
-    if (c->sorted) qsort(rows, n, sizeof *rows, cmp_str);
-    char *line = c->lines[c->n++];
-    int off = snprintf(line, 16384, "%lld:", (long long)sp_batch_time(b));
-    for (size_t i = 0; i < n; i++) {
-        off += snprintf(line + off, (size_t)(16384 - off), "%s%s", i ? "|" : "", rows[i]);
-        free(rows[i]);
-    }
-    free(rows);
-    return 0;
-}
 
 static sp_context *new_ctx(int64_t batches)
 {

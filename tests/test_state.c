@@ -2,38 +2,13 @@
  * emitted every batch (empty batches included), removal by emitting nothing, the time
  * argument, an initial state file, and bad initial files and callbacks. */
 #include "spate.h"
+#include "support/collect.h"
 #include "support/jobfix.h"
 #include "support/testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct collect {
-    char lines[32][2048];
-    int n;
-} collect;
-
-static int on_batch(void *ud, const sp_batch *b)
-{
-    collect *c = ud;
-    size_t n = sp_batch_count(b);
-    char **rows = calloc(n ? n : 1, sizeof *rows);
-    for (size_t i = 0; i < n; i++) {
-        int len = sp_batch_format(b, i, NULL, 0);
-        rows[i] = malloc((size_t)len + 1);
-        sp_batch_format(b, i, rows[i], (size_t)len + 1);
-    }
-    qsort(rows, n, sizeof *rows, cmp_str);
-    char *line = c->lines[c->n++];
-    int off = snprintf(line, 2048, "%lld:", (long long)sp_batch_time(b));
-    for (size_t i = 0; i < n; i++) {
-        off += snprintf(line + off, (size_t)(2048 - off), "%s%s", i ? "|" : "", rows[i]);
-        free(rows[i]);
-    }
-    free(rows);
-    return 0;
-}
 
 static sp_context *new_ctx(int64_t batches)
 {
@@ -119,6 +94,7 @@ static void test_running_sum_whole_state_every_batch(void **state)
     const char *q = write_tmp("s1.jsonl", "[[\"a\",1],[\"b\",2],[\"a\",3]]\n[[\"a\",1]]\n[]\n");
     sp_context *ctx = new_ctx(4);
     collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
     calls k = {0, 0};
     sp_stream *s = sp_queue_stream(ctx, q, "(str,i64)");
     sp_stream *u = sp_stream_update_state_by_key(s, "i64", running_sum, &k, NULL);
@@ -142,6 +118,7 @@ static void test_emitting_nothing_removes_the_key(void **state)
     const char *q = write_tmp("s2.jsonl", "[[1,0],[2,0]]\n[[2,0]]\n[]\n[[1,0]]\n");
     sp_context *ctx = new_ctx(4);
     collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
     sp_stream *s = sp_queue_stream(ctx, q, "(i64,i64)");
     sp_stream *u = sp_stream_update_state_by_key(s, "i64", only_active, NULL, NULL);
     assert_int_equal(sp_stream_foreach_rdd(u, on_batch, c), 0);
@@ -159,6 +136,7 @@ static void test_time_argument(void **state)
     const char *q = write_tmp("s3.jsonl", "[[\"x\",1]]\n[[\"y\",1]]\n[]\n[[\"x\",5]]\n");
     sp_context *ctx = new_ctx(4);
     collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
     sp_stream *s = sp_queue_stream(ctx, q, "(str,i64)");
     sp_stream *u = sp_stream_update_state_by_key(s, "(ts,i64)", last_seen, NULL, NULL);
     assert_string_equal(sp_stream_type(u), "(str,(ts,i64))");
@@ -178,6 +156,7 @@ static void test_initial_state(void **state)
     const char *init = write_tmp("init.json", "[[\"a\",10],[\"c\",5]]\n");
     sp_context *ctx = new_ctx(2);
     collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
     calls k = {0, 0};
     sp_stream *s = sp_queue_stream(ctx, q, "(str,i64)");
     sp_stream *u = sp_stream_update_state_by_key(s, "i64", running_sum, &k, init);
@@ -221,6 +200,7 @@ static void test_state_over_a_window(void **state)
     const char *q = write_tmp("s6.jsonl", "[[\"a\",1]]\n[[\"a\",2]]\n[[\"a\",4]]\n[]\n");
     sp_context *ctx = new_ctx(4);
     collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
     sp_stream *s = sp_queue_stream(ctx, q, "(str,i64)");
     sp_stream *w = sp_stream_window(s, 2000, 2000);
     sp_stream *u = sp_stream_update_state_by_key(w, "i64", running_sum, NULL, NULL);
@@ -352,7 +332,9 @@ typedef struct lines {
 static int on_lines(void *ud, const sp_batch *b)
 {
     lines *c = ud;
-    collect one = {0};
+    static collect one; /* 512 KiB: not on the stack */
+    memset(&one, 0, sizeof one);
+    one.sorted = 1;
     on_batch(&one, b);
     if (c->n < 64) c->l[c->n++] = strdup(one.lines[0]);
     return 0;

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above included first. */
 #include <cmocka.h>
 
 /** splitmix64: deterministic per-test random numbers. */
