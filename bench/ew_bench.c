@@ -17,6 +17,7 @@
  * minimum over R runs after one untimed warm-up (kernel builds, page faults), each run repeated
  * until it lasts about a millisecond for small sizes. Every Spate result is compared with the C
  * loop's; a mismatch prints "WRONG" and makes the exit status 1. Records/s count input rows. */
+#include "benchutil.h"
 #include "ops/ew_int.h"
 
 #include <pthread.h>
@@ -28,21 +29,6 @@
 #include <unistd.h>
 
 #define EB_MAX_THREADS 64
-
-static double eb_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t eb_rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static void *eb_alloc(size_t bytes)
 {
@@ -172,10 +158,10 @@ static double eb_time(const eb *B, size_t n, eb_run fn, void *ud)
     size_t inner = n >= (1u << 18) ? 1 : (1u << 18) / (n ? n : 1);
     double best = 1e30;
     for (int r = 0; r < B->reps; r++) {
-        double t0 = eb_now();
+        double t0 = bench_now();
         for (size_t k = 0; k < inner; k++)
             if (fn(ud)) return -1;
-        double s = (eb_now() - t0) / (double)inner;
+        double s = (bench_now() - t0) / (double)inner;
         if (s < best) best = s;
     }
     return best;
@@ -297,8 +283,8 @@ static void eb_mapfilter(eb *B, size_t n, uint64_t *seed)
     }
     int64_t *k = m.in->cols[0].data, *v = m.in->cols[1].data;
     for (size_t i = 0; i < n; i++) {
-        k[i] = (int64_t)(eb_rnd(seed) % 1000000);
-        v[i] = (int64_t)(eb_rnd(seed) % 1000000) - 500000;
+        k[i] = (int64_t)(bench_rnd(seed) % 1000000);
+        v[i] = (int64_t)(bench_rnd(seed) % 1000000) - 500000;
     }
     m.in->cols[0].len = m.in->cols[1].len = m.in->n = n;
     batch_split_even(m.in, B->threads, NULL);
@@ -399,7 +385,7 @@ static void eb_compact(eb *B, size_t n, uint64_t *seed)
     c.n = n;
     uint8_t *flags = eb_alloc(n);
     for (size_t i = 0; i < n; i++)
-        flags[i] = eb_rnd(seed) % 10 < 3;
+        flags[i] = bench_rnd(seed) % 10 < 3;
     c.flags = flags;
     c.oidx = eb_alloc(n * 4);
     c.sidx = eb_alloc(n * 4);

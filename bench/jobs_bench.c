@@ -23,6 +23,7 @@
  * {"start_s":..., "run_s":..., "batches":..., "max_rss_kib":...}: start_s is
  * sp_context_start (device, executors, arenas), run_s is sp_context_run (sources, parsing,
  * operators, sinks; kernel builds come from the cache when it is warm). */
+#include "benchutil.h"
 #include "spate.h"
 
 #include <stdint.h>
@@ -31,13 +32,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------------------- result writer */
 
@@ -278,7 +272,7 @@ static int soak_tick(void *ud, const sp_batch *b)
 {
     soak *k = ud;
     k->rows += sp_batch_count(b);
-    if (now_s() >= k->deadline) sp_context_stop(k->ctx);
+    if (bench_now() >= k->deadline) sp_context_stop(k->ctx);
     return 0;
 }
 
@@ -445,12 +439,12 @@ int main(int argc, char **argv)
     else
         rc = w.f ? sp_stream_foreach_rdd(res, write_rows, &w)
                  : sp_stream_foreach_rdd(res, noop, NULL);
-    double t0 = now_s(), t1 = t0, t2 = t0;
+    double t0 = bench_now(), t1 = t0, t2 = t0;
     if (!rc) rc = sp_context_start(ctx);
-    t1 = now_s();
+    t1 = bench_now();
     soak_state.deadline = t1 + o.seconds;
     if (!rc) rc = sp_context_run(ctx);
-    t2 = now_s();
+    t2 = bench_now();
     if (rc) fprintf(stderr, "jobs_bench: %s\n", sp_context_errmsg(ctx));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

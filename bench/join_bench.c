@@ -16,6 +16,7 @@
  * batch; "generator_s_median" is the generators alone and "net_s_median" the median less it.
  * reference-c: the hash join alone. records = 2N input rows. Exit status 1 on a mismatch, 2
  * on a failed run. */
+#include "benchutil.h"
 #include "spate.h"
 
 #include <stdint.h>
@@ -23,13 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t mix(uint64_t z)
 {
@@ -75,7 +69,7 @@ static int on_tap(void *ud, const sp_batch *b)
     tap *t = ud;
     state *st = t->st;
     side *s = &st->in[t->which];
-    double t0 = now_s();
+    double t0 = bench_now();
     if (t->which == 0) st->tap_s = 0;
     if (s->nb < st->cap) {
         size_t n = sp_batch_count(b);
@@ -88,14 +82,14 @@ static int on_tap(void *ud, const sp_batch *b)
         s->n[s->nb] = n;
     }
     s->nb++;
-    st->tap_s += now_s() - t0;
+    st->tap_s += bench_now() - t0;
     return 0;
 }
 
 static int on_join(void *ud, const sp_batch *b)
 {
     state *st = ud;
-    double t0 = now_s();
+    double t0 = bench_now();
     size_t j = st->nout;
     if (j < st->cap) {
         st->slide[j] = j ? t0 - st->last_end - st->tap_s : 0;
@@ -107,18 +101,18 @@ static int on_join(void *ud, const sp_batch *b)
         st->rows[j] = n;
     }
     st->nout++;
-    st->last_end = now_s();
+    st->last_end = bench_now();
     return 0;
 }
 
 static int on_gen(void *ud, const sp_batch *b)
 {
     state *st = ud;
-    double t0 = now_s();
+    double t0 = bench_now();
     (void)b;
     if (st->nout < st->cap) st->slide[st->nout] = st->nout ? t0 - st->last_end : 0;
     st->nout++;
-    st->last_end = now_s();
+    st->last_end = bench_now();
     return 0;
 }
 
@@ -302,7 +296,7 @@ int main(int argc, char **argv)
         size_t o;
         double t0 = 0;
         for (;;) {
-            t0 = now_s();
+            t0 = bench_now();
             o = cjoin_run(&cj, l->k + b * N, l->v + b * N, l->n[b], r->k + b * N, r->v + b * N,
                           r->n[b]);
             if (o != SIZE_MAX) break;
@@ -312,7 +306,7 @@ int main(int argc, char **argv)
             cj.ow = realloc(cj.ow, cj.ocap * 8);
             if (!cj.ok || !cj.ov || !cj.ow) return 2;
         }
-        cs[b] = now_s() - t0;
+        cs[b] = bench_now() - t0;
         uint64_t h = 0;
         for (size_t i = 0; i < o; i++)
             h += pair_hash(cj.ok[i], cj.ov[i], cj.ow[i]);

@@ -7,27 +7,13 @@
  * Device scratch comes from an arena (kreduce_dense_scratch), as in keyed_aggregate.
  * Prints one line per K in {16, 1Ki, 64Ki, 1Mi, 16Mi}: best-of-reps records/s. The first
  * launch of each path is a warm-up (kernel builds). Checks the results against each other. */
+#include "benchutil.h"
 #include "ops/kreduce_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static void *palloc(size_t bytes)
 {
@@ -43,7 +29,7 @@ static double best_of(sp_dev *dev, sp_arena *ar, int radix, const uint32_t *keys
     for (int r = 0; r < reps + (dev ? 1 : 0); r++) {
         sp_diag d = {0};
         if (dev) kreduce_set_dense_limit(dev, radix ? 1 : 0);
-        double t0 = now_s();
+        double t0 = bench_now();
         if (dev) {
             if (kreduce_dense_scratch(dev, ar, keys, vals, SP_I64, n, K, SP_AGG_SUM, acc, cnt,
                                       &d)) {
@@ -53,7 +39,7 @@ static double best_of(sp_dev *dev, sp_arena *ar, int radix, const uint32_t *keys
         } else {
             kreduce_dense_ref(keys, vals, SP_I64, n, K, SP_AGG_SUM, acc, cnt);
         }
-        double t = now_s() - t0;
+        double t = bench_now() - t0;
         if (dev && r == 0) continue; /* warm-up */
         if (t < best) best = t;
     }
@@ -92,7 +78,7 @@ int main(int argc, char **argv)
     }
     uint64_t s = 1;
     for (size_t i = 0; i < n; i++)
-        vals[i] = (int64_t)(rnd(&s) % 1000);
+        vals[i] = (int64_t)(bench_rnd(&s) % 1000);
     printf("n=%zu, i64 SUM, %s strategy on %s; records/s (best of %d)\n", n, gpu ? "GPU" : "CPU",
            dev_get_info(dev)->name, reps);
     printf("%10s %14s %14s %14s %8s\n", "K", "reference", "device", "device radix", "speedup");
@@ -100,7 +86,7 @@ int main(int argc, char **argv)
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         uint32_t K = ks[ki];
         for (size_t i = 0; i < n; i++)
-            keys[i] = (uint32_t)(rnd(&s) % K);
+            keys[i] = (uint32_t)(bench_rnd(&s) % K);
         double tr = best_of(NULL, NULL, 0, keys, vals, n, K, racc, rcnt, reps);
         double td = best_of(dev, ar, 0, keys, vals, n, K, acc, cnt, reps);
         int ok = td > 0 && !memcmp(acc, racc, (size_t)K * 8) && !memcmp(cnt, rcnt, (size_t)K * 8);

@@ -17,6 +17,7 @@
  * Every path's result is compared with the plain-C loop's; a mismatch sets "correct": false
  * and the exit status 1. What is timed: the operator call on in-memory columns, output
  * written to memory; no parsing, no I/O. */
+#include "benchutil.h"
 #include "ops/ew_int.h"
 #include "ops/kreduce_int.h"
 
@@ -33,21 +34,6 @@
  * (tens of us) would dominate smaller inputs, and the best C loop for them is one thread. */
 #define REF_RECORDS_PER_WORKER (256u << 10)
 #define MAX_THREADS 256
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static void *palloc(size_t bytes)
 {
@@ -101,12 +87,12 @@ static timing time_n(const bench *B, run_fn fn, void *ud, size_t records)
         return t;
     }
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now();
         if (fn(ud)) {
             t.err = 1;
             return t;
         }
-        s[r] = now_s() - t0;
+        s[r] = bench_now() - t0;
     }
     qsort(s, (size_t)reps, sizeof s[0], cmp_dbl);
     t.min = s[0];
@@ -393,7 +379,7 @@ static void bench_rbk(bench *B, const char *cas, uint32_t *keys, int64_t *vals, 
                       uint32_t K, uint64_t *seed)
 {
     for (size_t i = 0; i < n; i++)
-        keys[i] = (uint32_t)(rnd(seed) % K);
+        keys[i] = (uint32_t)(bench_rnd(seed) % K);
     rbk r = {B,   keys, vals,       n, K,  palloc((size_t)K * 8), palloc((size_t)K * 8),
              {0}, {0},  SP_AGG_SUM, 0, {0}};
     rbk_alloc(&r);
@@ -492,7 +478,7 @@ static void bench_cbv(bench *B, const char *cas, size_t n, uint32_t K, uint64_t 
     }
     uint32_t *ids = in->cols[0].data;
     for (size_t i = 0; i < n; i++)
-        ids[i] = (uint32_t)(rnd(seed) % K);
+        ids[i] = (uint32_t)(bench_rnd(seed) % K);
     in->cols[0].len = n;
     in->n = n;
     batch_split_even(in, B->threads, NULL);
@@ -645,8 +631,8 @@ static void bench_mapfilter(bench *B, size_t n, uint64_t *seed)
     }
     int64_t *k = m.in->cols[0].data, *v = m.in->cols[1].data;
     for (size_t i = 0; i < n; i++) {
-        k[i] = (int64_t)(rnd(seed) % 1000000);
-        v[i] = (int64_t)(rnd(seed) % 1000000) - 500000;
+        k[i] = (int64_t)(bench_rnd(seed) % 1000000);
+        v[i] = (int64_t)(bench_rnd(seed) % 1000000) - 500000;
     }
     m.in->cols[0].len = m.in->cols[1].len = n;
     m.in->n = n;
@@ -741,7 +727,7 @@ static void bench_compact(bench *B, size_t n, uint64_t *seed)
     m.n = n;
     uint8_t *flags = palloc(n);
     for (size_t i = 0; i < n; i++)
-        flags[i] = rnd(seed) % 10 < 3;
+        flags[i] = bench_rnd(seed) % 10 < 3;
     m.flags = flags;
     m.oidx = palloc(n * 4);
     const char *what = "indices of set u8 flags (30% set), in memory";
@@ -863,7 +849,7 @@ static void bench_ysb(bench *B, size_t n, uint64_t *seed)
     for (int a = 0; a < YSB_ADS; a++)
         perm[a] = (uint16_t)a;
     for (int a = YSB_ADS - 1; a > 0; a--) {
-        int j = (int)(rnd(seed) % (uint64_t)(a + 1));
+        int j = (int)(bench_rnd(seed) % (uint64_t)(a + 1));
         uint16_t t = perm[a];
         perm[a] = perm[j];
         perm[j] = t;
@@ -879,8 +865,8 @@ static void bench_ysb(bench *B, size_t n, uint64_t *seed)
     int32_t *type = palloc(n * 4);
     int64_t views = 0;
     for (size_t i = 0; i < n; i++) {
-        ad[i] = (uint32_t)(rnd(seed) % YSB_ADS);
-        type[i] = (int32_t)(rnd(seed) % 3);
+        ad[i] = (uint32_t)(bench_rnd(seed) % YSB_ADS);
+        type[i] = (int32_t)(bench_rnd(seed) % 3);
         views += type[i] == 0;
     }
     y->ad = ad;
@@ -1003,7 +989,7 @@ int main(int argc, char **argv)
     uint32_t *keys = palloc(nmax * 4);
     int64_t *vals = palloc(nmax * 8);
     for (size_t i = 0; i < nmax; i++)
-        vals[i] = (int64_t)(rnd(&seed) % 1000);
+        vals[i] = (int64_t)(bench_rnd(&seed) % 1000);
     char cas[64], kn[16];
     for (size_t i = 0; i < nks && strstr(only, "rbk"); i++) {
         kname(ks[i], kn, sizeof kn);

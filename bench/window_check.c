@@ -20,6 +20,7 @@
  * is the generator alone at the same N and K; "net_s_median" the median slide less it.
  * "correct" is true when every window of both paths agreed (and SUM windows matched the
  * input). Exit status 1 when a result differs, 2 on a failed run. */
+#include "benchutil.h"
 #include "spate.h"
 
 #include <stdint.h>
@@ -29,13 +30,6 @@
 #include <time.h>
 
 #define MAX_LIST 8
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t mix(uint64_t z)
 {
@@ -87,14 +81,14 @@ static void run_free(run *r)
 static int on_tap(void *ud, const sp_batch *b)
 {
     run *r = ud;
-    double t0 = now_s();
+    double t0 = bench_now();
     int64_t s = 0;
     size_t n = sp_batch_count(b);
     for (size_t i = 0; i < n; i++)
         s += sp_batch_i64(b, i, 1);
     if (r->ntap < r->cap) r->tsum[r->ntap] = s;
     r->ntap++;
-    double t1 = now_s();
+    double t1 = bench_now();
     r->tap_s = t1 - t0;
     /* Generator-only runs have no window output: the tap marks the batch's end. */
     return 0;
@@ -103,7 +97,7 @@ static int on_tap(void *ud, const sp_batch *b)
 static int on_window(void *ud, const sp_batch *b)
 {
     run *r = ud;
-    double t0 = now_s();
+    double t0 = bench_now();
     size_t k = r->nout;
     if (k < r->cap) {
         r->slide[k] = k ? t0 - r->last_end - r->tap_s : 0;
@@ -126,7 +120,7 @@ static int on_window(void *ud, const sp_batch *b)
         r->wsum[k] = s;
     }
     r->nout++;
-    r->last_end = now_s();
+    r->last_end = bench_now();
     return 0;
 }
 
@@ -134,12 +128,12 @@ static int on_window(void *ud, const sp_batch *b)
 static int on_gen(void *ud, const sp_batch *b)
 {
     run *r = ud;
-    double t0 = now_s();
+    double t0 = bench_now();
     size_t k = r->nout;
     if (k < r->cap) r->slide[k] = k ? t0 - r->last_end : 0;
     r->nout++;
     (void)b;
-    r->last_end = now_s();
+    r->last_end = bench_now();
     return 0;
 }
 
