@@ -6,6 +6,7 @@
  * host path for string concatenation, uneven and empty partitions, more rows than the CPU
  * strategy has chunks, and skipping failing rows (ew_stage_set_on_error). */
 #include "ops/ew_int.h"
+#include "support/exprfix.h"
 #include "support/testutil.h"
 
 #include <math.h>
@@ -16,7 +17,6 @@
 static const size_t sizes[] = {0, 1, 63, 64, 65, 1000, 4097, 100003};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
-static expr_pool *P;
 static sp_topo *topo;
 static sp_arena *arena;
 static sp_dict *dict;
@@ -24,61 +24,6 @@ static batch_env env;
 static sp_exec *exec;
 static sp_dev *devs[2];
 static const char *const strategy_name[2] = {"cpu", "gpu"};
-
-/* ------------------------------------------------------------------ expression builders */
-
-static sp_expr *node(expr_kind k, int n, sp_expr *const *kids)
-{
-    sp_expr *e = expr_make(P, k, n, kids);
-    assert_non_null(e);
-    return e;
-}
-static sp_expr *arg(void)
-{
-    return node(EX_ARG, 0, NULL);
-}
-static sp_expr *lit(int64_t v)
-{
-    sp_expr *e = node(EX_I64, 0, NULL);
-    e->i = v;
-    return e;
-}
-static sp_expr *flt(double v)
-{
-    sp_expr *e = node(EX_F64, 0, NULL);
-    e->f = v;
-    return e;
-}
-static sp_expr *str(const char *s)
-{
-    sp_expr *e = expr_make_str(P, s, strlen(s));
-    assert_non_null(e);
-    return e;
-}
-static sp_expr *fld(sp_expr *t, int i)
-{
-    sp_expr *e = node(EX_FIELD, 1, &t);
-    e->index = i;
-    return e;
-}
-static sp_expr *bin(sp_op op, sp_expr *a, sp_expr *b)
-{
-    sp_expr *k[2] = {a, b};
-    sp_expr *e = node(EX_BINOP, 2, k);
-    e->op = op;
-    return e;
-}
-static sp_expr *cast(sp_expr *a, sp_type to)
-{
-    sp_expr *e = node(EX_CAST, 1, &a);
-    e->to = to;
-    return e;
-}
-static sp_expr *tup2(sp_expr *a, sp_expr *b)
-{
-    sp_expr *k[2] = {a, b};
-    return node(EX_TUPLE, 2, k);
-}
 
 /* ----------------------------------------------------------------------------- batches */
 
@@ -226,7 +171,7 @@ static void check_map_i64(const sp_batch *in, const sp_batch *out)
 static void test_map_i64(void **state)
 {
     (void)state;
-    ew_step s[] = {{EW_MAP, bin(SP_OP_ADD, bin(SP_OP_MUL, arg(), lit(2)), lit(1))}};
+    ew_step s[] = {{EW_MAP, bin(SP_OP_ADD, bin(SP_OP_MUL, arg(0), lit(2)), lit(1))}};
     compare_all("i64", 1, s, 1000000, 1, check_map_i64);
 }
 
@@ -242,7 +187,7 @@ static void check_map_values(const sp_batch *in, const sp_batch *out)
 static void test_map_values(void **state)
 {
     (void)state;
-    ew_step s[] = {{EW_MAP_VALUES, bin(SP_OP_MUL, arg(), lit(3))}};
+    ew_step s[] = {{EW_MAP_VALUES, bin(SP_OP_MUL, arg(0), lit(3))}};
     compare_all("(str,i64)", 1, s, 1000, 1, check_map_values);
 }
 
@@ -264,8 +209,8 @@ static void test_filter_map(void **state)
 {
     (void)state;
     ew_step s[] = {
-        {EW_FILTER, bin(SP_OP_EQ, bin(SP_OP_MOD, arg(), lit(3)), lit(0))},
-        {EW_MAP, tup2(arg(), bin(SP_OP_ADD, bin(SP_OP_DIV, arg(), lit(3)), flt(0.5)))},
+        {EW_FILTER, bin(SP_OP_EQ, bin(SP_OP_MOD, arg(0), lit(3)), lit(0))},
+        {EW_MAP, tup2(arg(0), bin(SP_OP_ADD, bin(SP_OP_DIV, arg(0), lit(3)), flt(0.5)))},
     };
     compare_all("i64", 2, s, 100000, 1, check_filter_map);
 }
@@ -275,11 +220,11 @@ static void test_chain4(void **state)
     (void)state;
     /* (i64,f64): map p => (p._1 * 2, p._2 + p._1); filter p => p._2 > 0.5;
      * mapValues v => v * 1.5 + 2; map p => (p._2, max(p._1, 7) - p._2.toLong % 5) */
-    sp_expr *p = arg();
+    sp_expr *p = arg(0);
     ew_step s[] = {
         {EW_MAP, tup2(bin(SP_OP_MUL, fld(p, 0), lit(2)), bin(SP_OP_ADD, fld(p, 1), fld(p, 0)))},
         {EW_FILTER, bin(SP_OP_GT, fld(p, 1), flt(0.5))},
-        {EW_MAP_VALUES, bin(SP_OP_ADD, bin(SP_OP_MUL, arg(), flt(1.5)), lit(2))},
+        {EW_MAP_VALUES, bin(SP_OP_ADD, bin(SP_OP_MUL, arg(0), flt(1.5)), lit(2))},
         {EW_MAP, tup2(fld(p, 1), bin(SP_OP_SUB, bin(SP_OP_MAX, fld(p, 0), lit(7)),
                                      bin(SP_OP_MOD, cast(fld(p, 1), SP_I64), lit(5))))},
     };
@@ -290,7 +235,7 @@ static void test_mixed_i32_bool(void **state)
 {
     (void)state;
     /* (i32,bool,f32): filter p => p._2 || p._1 < 0; map p => (p._1 / 3, p._3 * 2, !p._2) */
-    sp_expr *p = arg();
+    sp_expr *p = arg(0);
     sp_expr *neg = node(EX_UNOP, 1, (sp_expr *[]){fld(p, 1)});
     neg->op = SP_OP_NOT;
     sp_expr *k3[3] = {bin(SP_OP_DIV, fld(p, 0), cast(lit(3), SP_I32)),
@@ -317,10 +262,10 @@ static void check_key_b(const sp_batch *in, const sp_batch *out)
 static void test_str_key_filter(void **state)
 {
     (void)state;
-    ew_step s[] = {{EW_FILTER, bin(SP_OP_EQ, fld(arg(), 0), str("b"))}};
+    ew_step s[] = {{EW_FILTER, bin(SP_OP_EQ, fld(arg(0), 0), str("b"))}};
     compare_all("(str,i64)", 1, s, 1000, 1, check_key_b);
     /* A literal string as an output value, and != on ids. */
-    ew_step s2[] = {{EW_MAP, tup2(str("const"), bin(SP_OP_NE, fld(arg(), 0), str("zz")))}};
+    ew_step s2[] = {{EW_MAP, tup2(str("const"), bin(SP_OP_NE, fld(arg(0), 0), str("zz")))}};
     compare_all("(str,i64)", 1, s2, 10, 1, NULL);
 }
 
@@ -341,7 +286,7 @@ static void check_concat(const sp_batch *in, const sp_batch *out)
 static void test_host_concat(void **state)
 {
     (void)state;
-    ew_step s[] = {{EW_MAP, tup2(bin(SP_OP_ADD, fld(arg(), 0), str("!")), fld(arg(), 1))}};
+    ew_step s[] = {{EW_MAP, tup2(bin(SP_OP_ADD, fld(arg(0), 0), str("!")), fld(arg(0), 1))}};
     compare_all("(str,i64)", 1, s, 1000000, 0, check_concat);
     ew_stage *st = mk_stage(devs[0], "(str,i64)", 1, s);
     strbuf sb;
@@ -364,7 +309,7 @@ static size_t first_zero(const sp_batch *in)
 static void test_div_zero(void **state)
 {
     (void)state;
-    ew_step s[] = {{EW_MAP, bin(SP_OP_DIV, lit(100), arg())}};
+    ew_step s[] = {{EW_MAP, bin(SP_OP_DIV, lit(100), arg(0))}};
     for (int s_ = 0; s_ < 3; s_++) {
         ew_stage *st = mk_stage(s_ < 2 ? devs[s_] : NULL, "i64", 1, s);
         for (size_t k = 0; k < NSIZES; k++) {
@@ -394,7 +339,7 @@ static void test_guarded_div(void **state)
 {
     (void)state;
     /* filter x => x != 0 && 10 / x > 1, then map x => if (x > 0) 100 % x else x: no error. */
-    sp_expr *x = arg();
+    sp_expr *x = arg(0);
     sp_expr *k3[3] = {bin(SP_OP_GT, x, lit(0)), bin(SP_OP_MOD, lit(100), x), x};
     ew_step s[] = {
         {EW_FILTER, bin(SP_OP_AND, bin(SP_OP_NE, x, lit(0)),
@@ -411,10 +356,10 @@ static void test_guarded_div(void **state)
 static void test_explain(void **state)
 {
     (void)state;
-    sp_expr *p = arg();
+    sp_expr *p = arg(0);
     ew_step s[] = {
         {EW_FILTER, bin(SP_OP_EQ, fld(p, 0), str("b"))},
-        {EW_MAP_VALUES, bin(SP_OP_DIV, arg(), lit(3))},
+        {EW_MAP_VALUES, bin(SP_OP_DIV, arg(0), lit(3))},
     };
     for (int k = 0; k < 2; k++) {
         ew_stage *st = mk_stage(devs[k], "(str,i64)", 2, s);
@@ -440,7 +385,7 @@ static void test_raw_strings_use_host(void **state)
 {
     (void)state;
     /* A batch whose str column is raw text still runs (on the host) and agrees. */
-    ew_step s[] = {{EW_FILTER, bin(SP_OP_EQ, fld(arg(), 0), str("b"))}};
+    ew_step s[] = {{EW_FILTER, bin(SP_OP_EQ, fld(arg(0), 0), str("b"))}};
     ew_stage *st = mk_stage(devs[0], "(str,i64)", 1, s);
     sp_batch *in = mk_batch("(str,i64)", 1000, 5, 10);
     sp_batch *want = run(st, in);
@@ -470,8 +415,8 @@ static void test_partitions(void **state)
 {
     (void)state;
     ew_step s[] = {
-        {EW_MAP, tup2(arg(), bin(SP_OP_MUL, arg(), lit(5)))},
-        {EW_FILTER, bin(SP_OP_GT, fld(arg(), 1), lit(0))},
+        {EW_MAP, tup2(arg(0), bin(SP_OP_MUL, arg(0), lit(5)))},
+        {EW_FILTER, bin(SP_OP_GT, fld(arg(0), 1), lit(0))},
     };
     ew_stage *host = mk_stage(NULL, "i64", 2, s);
     ew_stage *dev[2] = {mk_stage(devs[0], "i64", 2, s), mk_stage(devs[1], "i64", 2, s)};
@@ -531,7 +476,7 @@ static void test_skip_div_zero(void **state)
     (void)state;
     /* filter x => x % 7 != 3, then map x => (x, 100 / x): a zero that passes the filter is
      * rejected; x == 3 rows never reach the division. */
-    sp_expr *x = arg();
+    sp_expr *x = arg(0);
     ew_step s[] = {
         {EW_FILTER, bin(SP_OP_NE, bin(SP_OP_MOD, x, lit(7)), lit(3))},
         {EW_MAP, tup2(x, bin(SP_OP_DIV, lit(100), x))},
@@ -618,7 +563,7 @@ static void test_skip_bad_number(void **state)
     }
     in->n = 7;
     assert_int_equal(batch_split_even(in, 2, NULL), 0);
-    ew_step s[] = {{EW_MAP, bin(SP_OP_ADD, cast(fld(arg(), 0), SP_I64), fld(arg(), 1))}};
+    ew_step s[] = {{EW_MAP, bin(SP_OP_ADD, cast(fld(arg(0), 0), SP_I64), fld(arg(0), 1))}};
     ew_stage *st = mk_stage(devs[0], "(str,i64)", 1, s);
     assert_false(ew_stage_on_device(st));
     sp_batch *out = NULL;

@@ -3,83 +3,18 @@
  * the host evaluator's Scala/JVM semantics, monoid recognition, and expr_fold. */
 #include "ops/ew_int.h"
 #include "ops/expr_int.h"
+#include "support/exprfix.h"
 #include "support/testutil.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static expr_pool *P;
 static sp_topo *topo;
 static sp_arena *arena;
 static sp_dict *dict;
 static batch_env env;
 
-static sp_expr *node(expr_kind k, int n, sp_expr *const *kids)
-{
-    sp_expr *e = expr_make(P, k, n, kids);
-    assert_non_null(e);
-    return e;
-}
-static sp_expr *arg(int i)
-{
-    sp_expr *e = node(EX_ARG, 0, NULL);
-    e->index = i;
-    return e;
-}
-static sp_expr *lit(int64_t v)
-{
-    sp_expr *e = node(EX_I64, 0, NULL);
-    e->i = v;
-    return e;
-}
-static sp_expr *flt(double v)
-{
-    sp_expr *e = node(EX_F64, 0, NULL);
-    e->f = v;
-    return e;
-}
-static sp_expr *str(const char *s)
-{
-    sp_expr *e = expr_make_str(P, s, strlen(s));
-    assert_non_null(e);
-    return e;
-}
-static sp_expr *fld(sp_expr *t, int i)
-{
-    sp_expr *e = node(EX_FIELD, 1, &t);
-    e->index = i;
-    return e;
-}
-static sp_expr *bin(sp_op op, sp_expr *a, sp_expr *b)
-{
-    sp_expr *k[2] = {a, b};
-    sp_expr *e = node(EX_BINOP, 2, k);
-    e->op = op;
-    return e;
-}
-static sp_expr *un(sp_op op, sp_expr *a)
-{
-    sp_expr *e = node(EX_UNOP, 1, &a);
-    e->op = op;
-    return e;
-}
-static sp_expr *iff(sp_expr *c, sp_expr *a, sp_expr *b)
-{
-    sp_expr *k[3] = {c, a, b};
-    return node(EX_IF, 3, k);
-}
-static sp_expr *cast(sp_expr *a, sp_type to)
-{
-    sp_expr *e = node(EX_CAST, 1, &a);
-    e->to = to;
-    return e;
-}
-static sp_expr *tup2(sp_expr *a, sp_expr *b)
-{
-    sp_expr *k[2] = {a, b};
-    return node(EX_TUPLE, 2, k);
-}
 static sp_expr *at(sp_expr *e, int line, int col)
 {
     e->line = line;
