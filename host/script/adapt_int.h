@@ -29,14 +29,13 @@ int adapt_flat_map_new(const sp_allocator *a, adapt_kind kind, const sp_expr *bo
  *  whole-batch transforms of a flat element type `in`. */
 int adapt_batch_new(const sp_allocator *a, adapt_kind kind, const sp_expr *key, int ascending,
                     int64_t n, const sp_td *in, adapter **out, sp_diag *d);
-/** updateStateByKey: f is (values, state) => Option[S] (nparams 2) or (time, key, values,
- *  state) => Option[S] (nparams 4) over keys kt and values vt; S is inferred from f's result
+/** updateStateByKey: type-checks f, (values, state) => Option[S] (nparams 2) or (time, key,
+ *  values, state) => Option[S] (nparams 4) over keys kt and values vt, for the engine's
+ *  sp_stream_update_state_by_key_expr, which evaluates it; S is inferred from f's result
  *  (with state typed Option[nothing] first, then checked with Option[S]); *state_type
  *  receives S's text (belongs to the adapter). */
 int adapt_update_new(const sp_allocator *a, const sp_expr *f, int nparams, const sp_td *kt,
                      const sp_td *vt, adapter **out, const char **state_type, sp_diag *d);
-int adapt_update_fn(void *ud, int64_t time_ms, const sp_row *key, const sp_row *const *values,
-                    size_t nvalues, const sp_row *state, sp_emitter *out);
 int adapt_flat_map_fn(void *ud, const sp_row *in, sp_emitter *out);
 int adapt_transform_fn(void *ud, const sp_batch *in, sp_emitter *out);
 /** --on-error skip: rows whose lambda fails at run time are written to rejects (may be NULL)
