@@ -85,7 +85,7 @@ static void check_self_contained(const char *html)
 static char *section(const char *html, int i)
 {
     char open[32];
-    snprintf(open, sizeof open, "<section id=\"s%d\">", i);
+    snprintf(open, sizeof open, "<section id=\"s%d\" ", i);
     const char *a = strstr(html, open);
     assert_non_null(a);
     const char *b = strstr(a, "</section>");

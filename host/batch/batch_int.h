@@ -161,6 +161,18 @@ int batch_new_on(batch_env *env, const sp_td *td, int64_t t, unsigned node, sp_b
 /** Sets the partition table (row ranges and nodes); nparts >= 1, start[nparts] == b->n.
  *  Partitions always cover [0, n): rows appended later extend the last partition. */
 int batch_set_parts(sp_batch *b, unsigned nparts, const size_t *start, const unsigned *node);
+/** Rows [*lo, *hi) of partition p (p < b->nparts). The table is a hint of where rows were
+ *  produced, n is the truth: the last partition always ends at b->n, whatever rows were
+ *  pushed or dropped after batch_set_parts, and no range reaches past n. Every reader of the
+ *  partition table goes through here, so a producer that sets n without touching the table
+ *  can never hide rows from a consumer that walks partitions (a sink, a parallel task). */
+static inline void batch_part_range(const sp_batch *b, unsigned p, size_t *lo, size_t *hi)
+{
+    size_t l = b->part_start ? b->part_start[p] : 0;
+    size_t h = p + 1 < b->nparts ? b->part_start[p + 1] : b->n;
+    *lo = l < b->n ? l : b->n;
+    *hi = h < b->n ? (h < *lo ? *lo : h) : b->n;
+}
 /** Splits rows into `nparts` equal ranges (all on `node` unless nodes != NULL). */
 int batch_split_even(sp_batch *b, unsigned nparts, const unsigned *nodes);
 sp_batch *batch_retain(sp_batch *b);

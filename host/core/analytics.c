@@ -196,7 +196,9 @@ static int an_hll_task(void *ud, size_t part, unsigned worker)
     an_par *j = ud;
     const sp_batch *b = j->b;
     const sp_dict *dict = b->env->dict;
-    for (size_t i = b->part_start[part]; i < b->part_start[part + 1]; i++)
+    size_t lo, hi;
+    batch_part_range(b, (unsigned)part, &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
         hll_add_hash(j->parts[part], hll_hash_row(b->cols, b->ncols, dict, i));
     return SP_OK;
 }
@@ -503,7 +505,8 @@ typedef struct an_topk_job {
 static int an_topk_task(void *ud, size_t part, unsigned worker)
 {
     an_topk_job *j = ud;
-    size_t lo = j->b->part_start[part], hi = j->b->part_start[part + 1];
+    size_t lo, hi;
+    batch_part_range(j->b, (unsigned)part, &lo, &hi);
     j->ncand[part] =
         topk_select(j->b, j->nkey, j->vcol, j->k, NULL, lo, hi - lo, j->cand + part * j->k);
     return SP_OK;

@@ -129,7 +129,9 @@ static int fm_task(void *ud, size_t p, unsigned worker)
     sp_emitter em;
     emitter_init(&em, o, vfirst);
     sp_row row = {in, 0, vfirst};
-    for (size_t i = in->part_start[p]; i < in->part_start[p + 1]; i++) {
+    size_t lo, hi;
+    batch_part_range(in, (unsigned)p, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
         row.i = i;
         size_t before = o->n;
         int rc = s->fm_fn(s->ud, &row, &em);

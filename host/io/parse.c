@@ -641,8 +641,10 @@ int parse_run(const parse_spec *ps, batch_env *env, const sp_batch *in, const pa
         lo[t] = t * chunk < n ? t * chunk : n;
         /* the chunk runs where the input partition holding its first row lives */
         unsigned p = 0;
-        while (p + 1 < in->nparts && in->part_start[p + 1] <= lo[t])
-            p++;
+        size_t plo, phi;
+        batch_part_range(in, p, &plo, &phi);
+        while (p + 1 < in->nparts && phi <= lo[t])
+            batch_part_range(in, ++p, &plo, &phi);
         node[t] = in->part_node ? in->part_node[p] : 0;
     }
     lo[ntasks] = n;

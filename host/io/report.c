@@ -69,7 +69,7 @@ typedef struct rep_section {
     uint64_t stride, gfill; /* each point stands for a group of `stride` batches */
 
     uint64_t batches, max_rows;
-    int64_t last_t;
+    int64_t first_t, last_t;
     uint64_t last_rows;
     double last_sum;
     double vmin, vmax, vsum; /* scalar: over batches with a value */
@@ -721,6 +721,7 @@ static int sec_take_rows(report *r, rep_section *s, const sp_batch *b, sp_diag *
 static int sec_take(report *r, rep_section *s, const sp_batch *b, sp_diag *d)
 {
     if (b->n > s->max_rows) s->max_rows = b->n;
+    if (!s->batches) s->first_t = b->time_ms;
     s->batches++;
     s->last_t = b->time_ms;
     s->last_rows = b->n;
@@ -1147,7 +1148,13 @@ int report_render(report *r, strbuf *sb, sp_diag *d)
     sb_adds(sb, "</header>\n<main>\n");
     for (int i = 0; i < r->nsecs && !rc; i++) {
         rep_section *s = &r->secs[i];
-        sb_printf(sb, "<section id=\"s%d\">\n<h2>", i + 1);
+        /* What the section took in, for programs that check the page against other sinks:
+         * batches, their first and last times, and the elements over all of them. */
+        sb_printf(sb,
+                  "<section id=\"s%d\" data-batches=\"%" PRIu64 "\" data-rows=\"%" PRIu64
+                  "\" data-first=\"%" PRId64 "\" data-last=\"%" PRId64 "\">\n<h2>",
+                  i + 1, s->batches, s->rows_sum, s->batches ? s->first_t : 0,
+                  s->batches ? s->last_t : 0);
         rep_escs(sb, s->title);
         sb_adds(sb, "</h2>\n<p class=\"about\">");
         rep_escs(sb, s->about);

@@ -28,6 +28,10 @@
  * below REPORT_KEYS distinct keys and approximate above. Memory is therefore bounded by the
  * batch size, REPORT_POINTS x REPORT_TOP and REPORT_KEYS, not by the length of the run.
  *
+ * Checkable. Each <section> carries data-batches, data-first, data-last (batch times, ms)
+ * and data-rows (elements over every batch it took in), so a program can check the page
+ * against the other sinks of the same stream (tests/test_sinkmatrix.c does).
+ *
  * Times. Axes and tables show batch times as HH:MM:SS UTC when they are epoch times (at or
  * after 1973-03-03, 1e11 ms), else as a duration from time zero ("1m30s"), as the manual
  * clock of queue streams gives. All charts of a page share the page's time range.

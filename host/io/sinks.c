@@ -202,10 +202,10 @@ static int text_write(sp_sink *k, const sp_batch *b, sp_diag *d)
         (errno != ENOENT || text_mkdir_parents(t->tmp.s) != 0 || mkdir(tmp, 0777) != 0))
         return diag_set(d, SP_EIO, "saveAsTextFiles %s: %s", tmp, strerror(errno));
     /* One part file per partition, as Spark writes one per RDD partition. */
-    unsigned nparts = b->part_start && b->nparts ? b->nparts : 1;
+    unsigned nparts = b->nparts ? b->nparts : 1;
     for (unsigned p = 0; p < nparts && !rc; p++) {
-        size_t lo = b->part_start && b->nparts ? b->part_start[p] : 0;
-        size_t hi = b->part_start && b->nparts ? b->part_start[p + 1] : b->n;
+        size_t lo, hi;
+        batch_part_range(b, p, &lo, &hi);
         rc = text_part(t, b, p, lo, hi, d);
     }
     if (rc) goto fail;

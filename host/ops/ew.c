@@ -322,7 +322,8 @@ static int ew_host_part(void *ud, size_t p, unsigned worker)
     sp_diag *d = &h->diags[p];
     /* The last partition runs to n: producers that append rows after batch_new (host keyed
      * operators) may leave the table's end behind. */
-    size_t lo = in->part_start[p], hi = p + 1 == in->nparts ? in->n : in->part_start[p + 1];
+    size_t lo, hi;
+    batch_part_range(in, p, &lo, &hi);
     sp_batch *b = NULL;
     int rc = batch_new(st->env, st->out_td, in->time_ms, &b, d);
     if (rc) return rc;
@@ -480,8 +481,8 @@ static void ew_bounds(const sp_batch *in, size_t want, size_t lws, cl_ulong *b, 
     /* Merge the even split points e * n / want (e <= want) with part_start[0..nparts). */
     while (e <= want || p < in->nparts) {
         size_t ev = e <= want ? n / want * e + n % want * e / want : SIZE_MAX;
-        size_t pv = p < in->nparts ? in->part_start[p] : SIZE_MAX;
-        if (pv > n) pv = n;
+        size_t pv = SIZE_MAX, phi;
+        if (p < in->nparts) batch_part_range(in, p, &pv, &phi);
         size_t v = ev < pv ? ev : pv;
         if (!k || b[k - 1] != v) b[k++] = v;
         if (pv == v && p < in->nparts) pchunk[p++] = k - 1;
@@ -824,8 +825,11 @@ parts:
         rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
         goto out;
     }
-    for (unsigned p = 0; p <= in->nparts; p++)
-        start[p] = filt && n ? ew_lower_bound(idx, count, in->part_start[p]) : in->part_start[p];
+    for (unsigned p = 0; p < in->nparts; p++) {
+        size_t plo, phi;
+        batch_part_range(in, p, &plo, &phi);
+        start[p] = filt && n ? ew_lower_bound(idx, count, plo) : plo;
+    }
     start[in->nparts] = out->n;
     if (batch_set_parts(out, in->nparts, start, in->part_node)) {
         rc = diag_set(d, SP_ENOMEM, "%s: out of memory", st->name);
