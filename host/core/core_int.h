@@ -116,6 +116,7 @@ struct sp_context {
     sp_topo *topo;
     sp_exec *exec;
     sp_dev *dev;
+    dev_counters dev_seen; /* the device's counters at the last metrics line */
     sp_arena **arenas;
     unsigned narenas;
     sp_dict *dict;

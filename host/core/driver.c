@@ -42,13 +42,22 @@ typedef struct batch_metrics {
 static void report(sp_context *ctx, const batch_metrics *m)
 {
     if (ctx->metrics) {
+        /* device work since the previous line: launches, rows operators ran on the device
+         * and rows they kept on the host */
+        dev_counters c;
+        dev_counters_get(ctx->dev, &c);
         fprintf(ctx->metrics,
                 "{\"batch\":%lld,\"time_ms\":%lld,\"records_in\":%zu,\"records_out\":%zu,"
                 "\"rejected\":%llu,\"late\":%llu,"
-                "\"scheduling_delay_ms\":%.3f,\"processing_ms\":%.3f,\"total_delay_ms\":%.3f}\n",
+                "\"scheduling_delay_ms\":%.3f,\"processing_ms\":%.3f,\"total_delay_ms\":%.3f,"
+                "\"kernel_launches\":%llu,\"rows_device\":%llu,\"rows_host\":%llu}\n",
                 (long long)m->batch, (long long)m->time_ms, m->records_in, m->records_out,
                 (unsigned long long)m->rejected, (unsigned long long)m->late, m->sched_delay_ms,
-                m->processing_ms, m->sched_delay_ms + m->processing_ms);
+                m->processing_ms, m->sched_delay_ms + m->processing_ms,
+                (unsigned long long)(c.launches - ctx->dev_seen.launches),
+                (unsigned long long)(c.rows_device - ctx->dev_seen.rows_device),
+                (unsigned long long)(c.rows_host - ctx->dev_seen.rows_host));
+        ctx->dev_seen = c;
         fflush(ctx->metrics);
     }
     if (ctx->status_tty)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -67,6 +68,7 @@ struct sp_dev {
     int fail_next_build;
     uint64_t mem_limit; /* test hook, 0: none */
     size_t tunables[DEV_TUNABLE_COUNT]; /* operator settings kept per device, 0: default */
+    atomic_uint_fast64_t launches, rows_device, rows_host; /* dev_counters */
     /* Embedded programs and their kernels, built on first use. A handful per device, so a
      * linear search is the right structure. */
     dev_prog *progs;
@@ -1229,7 +1231,28 @@ int dev_launch(sp_dev *dev, cl_kernel k, size_t gws, size_t lws, const char *wha
              what ? what : "launch", gws, lws);
     cl_int err =
         clEnqueueNDRangeKernel(dev->queue, k, 1, NULL, &gws, lws ? &lws : NULL, 0, NULL, NULL);
+    if (err == CL_SUCCESS)
+        atomic_fetch_add_explicit(&dev->launches, 1, memory_order_relaxed);
     return dev_check(err, what ? what : "clEnqueueNDRangeKernel", d);
+}
+
+void dev_count_rows(sp_dev *dev, size_t n, int on_device)
+{
+    if (dev && n)
+        atomic_fetch_add_explicit(on_device ? &dev->rows_device : &dev->rows_host, n,
+                                  memory_order_relaxed);
+}
+
+void dev_counters_get(const sp_dev *dev, dev_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!dev)
+        return;
+    /* atomic_load takes a pointer to non-const in C11; the loads only read */
+    sp_dev *m = (sp_dev *)dev;
+    out->launches = atomic_load_explicit(&m->launches, memory_order_relaxed);
+    out->rows_device = atomic_load_explicit(&m->rows_device, memory_order_relaxed);
+    out->rows_host = atomic_load_explicit(&m->rows_host, memory_order_relaxed);
 }
 
 int dev_finish(sp_dev *dev, sp_diag *d)

@@ -126,6 +126,18 @@ void dev_buf_release(dev_buf *b);
 int dev_launch(sp_dev *dev, cl_kernel k, size_t gws, size_t lws, const char *what, sp_diag *d);
 int dev_finish(sp_dev *dev, sp_diag *d);
 
+/** What a device has done since dev_open: kernel launches, and the rows operators handed to
+ *  kernels or kept on the host (an operator below its size threshold runs on the host). The
+ *  driver reports per-batch differences in --metrics, so a test can tell that the device
+ *  path really ran. Updated from any thread. */
+typedef struct dev_counters {
+    uint64_t launches, rows_device, rows_host;
+} dev_counters;
+void dev_counters_get(const sp_dev *dev, dev_counters *out);
+/** Records that an operator processed n rows on the device (on_device) or on the host. NULL
+ *  dev: nothing (operators without a device count nowhere). */
+void dev_count_rows(sp_dev *dev, size_t n, int on_device);
+
 /** Settings that operators keep per device (the device layer only stores them). */
 typedef enum dev_tunable {
     DEV_TUNE_DENSE_KEYS,    /* keyed aggregation: largest key domain for the dense path */

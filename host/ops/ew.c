@@ -868,6 +868,7 @@ int ew_stage_run(ew_stage *st, sp_exec *exec, const sp_batch *in, sp_batch **out
         if (in->cols[st->code.in_cols[j]].type == SP_STR &&
             in->cols[st->code.in_cols[j]].enc != ENC_DICT)
             device = 0;
+    dev_count_rows(st->dev, in->n, device);
     if (device) {
         int failed = 0;
         int rc = st->code.cpu ? ew_run_cpu(st, in, out, &failed, d)

@@ -524,6 +524,7 @@ int kreduce_dense_scratch(sp_dev *dev, sp_arena *scratch, const uint32_t *keys, 
              "kreduce_dense: NULL input array");
     if (K == 0) return SP_OK;
     if (n == 0 || !dev || n < kr_small_rows(dev)) {
+        dev_count_rows(dev, n, 0);
         kreduce_dense_ref(keys, vals, vt, n, K, agg, acc, cnt);
         return SP_OK;
     }
@@ -532,9 +533,11 @@ int kreduce_dense_scratch(sp_dev *dev, sp_arena *scratch, const uint32_t *keys, 
     const dev_info *inf = dev_get_info(dev);
     if (need_fp64 && !inf->fp64) {
         /* Defensive: a device without fp64 builds no double kernels (reduce.cl). */
+        dev_count_rows(dev, n, 0);
         kreduce_dense_ref(keys, vals, vt, n, K, agg, acc, cnt);
         return SP_OK;
     }
+    dev_count_rows(dev, n, 1);
 
     kr_bufs b;
     memset(&b, 0, sizeof b);
@@ -620,9 +623,11 @@ int kreduce_all(sp_dev *dev, const void *vals, sp_type vt, size_t n, sp_agg agg,
     int dbl = kagg_acc_type(agg, vt) == SP_F64;
     if (agg == SP_AGG_COUNT || n == 0 || !dev || n < kr_small_rows(dev) ||
         (dbl && !dev_get_info(dev)->fp64)) {
+        dev_count_rows(dev, n, 0);
         kreduce_all_ref(vals, vt, n, agg, acc);
         return SP_OK;
     }
+    dev_count_rows(dev, n, 1);
     int gpu = dev_strategy(dev) == DEV_STRATEGY_GPU;
     size_t lws = gpu ? dev_wg_size(dev) : 1;
     size_t P = gpu ? kr_gpu_groups(dev, n, lws) : kr_cpu_chunks(dev, n, 1 << 16);
