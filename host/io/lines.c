@@ -40,12 +40,9 @@ static void lines_dec_free(lines_reader *r)
     r->dec = NULL;
 }
 
-/* Detects the compression of an open file from its first four bytes and rewinds. */
-static int lines_magic(FILE *f)
+/* The compression of a file from its first bytes m[0..n). */
+static int lines_magic(const unsigned char *m, size_t n)
 {
-    unsigned char m[4] = {0, 0, 0, 0};
-    size_t n = fread(m, 1, 4, f);
-    rewind(f);
     if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return DEC_GZIP;
     if (n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return DEC_ZSTD;
     return 0;
@@ -64,8 +61,32 @@ int lines_open(lines_reader *r, const char *kind, const char *path, sp_diag *d)
     r->pos = r->len = 0;
     r->eof = 0;
     r->line = 0;
-    int magic = lines_magic(r->f);
-    if (!magic) return 0;
+    /* Sniff the first four bytes. A regular file is rewound; a pipe or FIFO cannot be, so
+     * the bytes read stay in hand: the start of the text (plain) or of the decoder's input
+     * (zstd). They are never dropped. */
+    unsigned char m[4] = {0, 0, 0, 0};
+    size_t n = fread(m, 1, 4, r->f);
+    if (n == 0 && ferror(r->f)) {
+        int err = errno ? errno : EIO;
+        lines_close(r);
+        return source_errno(d, kind, path, err);
+    }
+    int seekable = fseek(r->f, 0, SEEK_SET) == 0;
+    int magic = lines_magic(m, n);
+    if (!magic) {
+        if (!seekable) {
+            memcpy(r->buf, m, n);
+            r->len = n;
+        }
+        return 0;
+    }
+    if (magic == DEC_GZIP && !seekable) {
+        lines_close(r);
+        return diag_set(d, SP_EUNSUPPORTED,
+                        "%s %s: gzip input from a pipe is not supported: read the file itself, "
+                        "or decompress it first (zcat FILE | spate ... -)",
+                        kind, path);
+    }
     lines_dec *z = mem_calloc(r->alloc, 1, sizeof *z);
     if (!z) {
         lines_close(r);
@@ -95,6 +116,10 @@ int lines_open(lines_reader *r, const char *kind, const char *path, sp_diag *d)
     }
     z->zin.src = z->in;
     z->zin.size = z->zin.pos = 0;
+    if (!seekable) {
+        memcpy(z->in, m, n);
+        z->zin.size = n;
+    }
     return 0;
 }
 
