@@ -185,10 +185,13 @@ def main():
                 secs.append(w)
                 rss = max(rss, r)
             counts, total = awk_counts(os.path.join(tmp, system + ".out"))
-            ok = ref is None or (counts, total) == ref
+            # the first awk is the reference: checked only once the second agrees with it
+            ok = None if ref is None else (counts, total) == ref
             if ref is None:
                 ref = (counts, total)
             res[system] = (secs, rss, ok, total)
+        if "mawk" in res and "gawk" in res:
+            res["mawk"] = res["mawk"][:2] + (res["gawk"][2],) + res["mawk"][3:]
         total = ref[1] if ref else None
         # spate: the flagship job, printed and written as a report
         cmd = [spate, "run", job, "--arg", f"log={path}", "--arg",
@@ -205,7 +208,7 @@ def main():
             for line in f:
                 if line.startswith("(1m,"):
                     got += int(line.split(",")[1])
-        ok = total is None or got == total
+        ok = None if total is None else got == total  # no reference: not checked
         res["spate-cli"] = (secs, rss, ok, got)
         # goaccess: its HTML report (and JSON for the count of valid requests)
         if shutil.which("goaccess"):
@@ -219,7 +222,7 @@ def main():
                 rss = max(rss, r)
             gv = json.load(open(os.path.join(tmp, "g.json"), encoding="latin-1"))
             valid = gv["general"]["valid_requests"]
-            res["goaccess"] = (secs, rss, total is None or valid == total, valid)
+            res["goaccess"] = (secs, rss, None if total is None else valid == total, valid)
         else:
             notes.append("goaccess not installed: left out")
         for system, (secs, rss, ok, n) in res.items():
@@ -238,7 +241,7 @@ def main():
             else:
                 r["note"] = "counts per status and per path"
             rows.append(r)
-            if not ok:
+            if ok is False:
                 failed = True
                 log(f"FAILED: {case} / {system}: {n} requests, awk {total}")
         sp = res.get("spate-cli")
