@@ -659,7 +659,11 @@ static cl_program dev_cache_load(sp_dev *dev, uint64_t key, const char *opts)
         (uint64_t)st.st_size != 24 + len)
         goto bad;
     bin = mem_alloc(a, (size_t)len);
-    if (!bin || fread(bin, 1, (size_t)len, f) != len)
+    if (!bin) {
+        fprintf(dev->log, "spate: out of memory reading cached program %s; rebuilding\n", path);
+        goto done;
+    }
+    if (fread(bin, 1, (size_t)len, f) != len)
         goto bad;
     size_t blen = (size_t)len;
     const unsigned char *bins[1] = {bin};
