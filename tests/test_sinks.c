@@ -226,7 +226,7 @@ static void test_csv(void **state)
     snprintf(path, sizeof path, "%s/out.csv", dir);
     sp_diag d = {0};
     sp_sink *k = NULL;
-    assert_int_equal(sink_csv_new(NULL, path, &k, &d), 0);
+    assert_int_equal(sink_csv_new(NULL, path, 0, &k, &d), 0);
     sp_batch *b = nested_batch(f, 1000);
     assert_int_equal(k->vt->write(k, b, &d), 0);
     batch_release(b);
@@ -245,7 +245,7 @@ static void test_csv(void **state)
     assert_int_equal(k->vt->close(k, &d), 0);
     sink_free(k);
     /* A scalar element is "value". */
-    assert_int_equal(sink_csv_new(NULL, path, &k, &d), 0);
+    assert_int_equal(sink_csv_new(NULL, path, 0, &k, &d), 0);
     b = new_batch(f, "i64", 5);
     sp_emitter em;
     emitter_init(&em, b, 0);
@@ -258,7 +258,7 @@ static void test_csv(void **state)
     assert_string_equal(text, "time_ms,value\n5,42\n");
     free(text);
     snprintf(path, sizeof path, "%s/no/such/dir/out.csv", dir);
-    assert_int_equal(sink_csv_new(NULL, path, &k, &d), SP_ENOENT);
+    assert_int_equal(sink_csv_new(NULL, path, 0, &k, &d), SP_ENOENT);
     assert_null(k);
     assert_non_null(strstr(d.msg, "out.csv"));
 }
@@ -289,7 +289,7 @@ static void test_jsonl(void **state)
     snprintf(path, sizeof path, "%s/out.jsonl", dir);
     sp_diag d = {0};
     sp_sink *k = NULL;
-    assert_int_equal(sink_jsonl_new(NULL, path, &k, &d), 0);
+    assert_int_equal(sink_jsonl_new(NULL, path, 0, &k, &d), 0);
     sp_batch *b = nested_batch(f, 1000);
     assert_int_equal(k->vt->write(k, b, &d), 0);
     batch_release(b);
@@ -314,7 +314,7 @@ static void test_jsonl(void **state)
     json_decref(v);
     /* The same Option/List batch as CSV: None is an empty field, a list one JSON field. */
     snprintf(path, sizeof path, "%s/out.csv", dir);
-    assert_int_equal(sink_csv_new(NULL, path, &k, &d), 0);
+    assert_int_equal(sink_csv_new(NULL, path, 0, &k, &d), 0);
     b = queue_batch(f, dir, "[[\"a\",null,[1.5,2],true],[\"b\",3,[],false]]\n",
                     "(str,Option[i64],List[f64],bool)");
     assert_int_equal(k->vt->write(k, b, &d), 0);
@@ -393,8 +393,8 @@ static void test_allocation_failures(void **state)
             sp_sink *k = NULL;
             int rc = kind == 0   ? sink_print_new(&a, fp, 3, &k, &d)
                      : kind == 1 ? sink_text_files_new(&a, prefix, "x", &k, &d)
-                     : kind == 2 ? sink_csv_new(&a, csv, &k, &d)
-                                 : sink_jsonl_new(&a, jsonl, &k, &d);
+                     : kind == 2 ? sink_csv_new(&a, csv, 0, &k, &d)
+                                 : sink_jsonl_new(&a, jsonl, 0, &k, &d);
             if (rc == 0) rc = k->vt->write(k, b, &d);
             if (rc == 0) rc = k->vt->close(k, &d);
             sink_free(k);

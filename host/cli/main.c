@@ -3,6 +3,7 @@
  *   spate explain JOB.spate       print a job's plan: stages, placement, generated kernels
  *   spate devices                 list OpenCL devices and the hwloc topology
  *   spate wordcount FILE [opts]   word count per batch over a text file (the demo job)
+ *   spate checkpoint DIR          what a checkpoint directory holds
  *   spate version | help */
 #include "script/script_int.h"
 #include "spate.h"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
           "  explain JOB.spate     print the job's plan and generated OpenCL source\n"
           "  devices               list OpenCL devices and the machine's topology\n"
           "  wordcount FILE|-      count words per batch of FILE's lines or stdin (print(N))\n"
+          "  checkpoint DIR        what a checkpoint directory holds\n"
           "  version               print the version\n"
           "options:\n"
           "  --device SEL          cpu, gpu, an index, or a name substring ($SPATE_DEVICE)\n"
@@ -43,7 +45,8 @@ static void usage(FILE *f)
           "  --on-error fail|skip  a row whose lambda fails: fail the job (default) or skip it\n"
           "  --rejects FILE        rejected input: lines that do not parse, late records, and\n"
           "                        rows skipped with --on-error skip\n"
-          "  --arg NAME=VALUE      the value of arg(\"NAME\", ...) in a job script (repeatable)\n",
+          "  --arg NAME=VALUE      the value of arg(\"NAME\", ...) in a job script (repeatable)\n"
+          "  --checkpoint DIR      resume from DIR after any stop; file outputs exactly once\n",
           f);
 }
 
@@ -102,6 +105,9 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--print")) {
             if (parse_long(a, v, 0, &x)) return -1;
             c->print_n = (int)x;
+            i++;
+        } else if (!strcmp(a, "--checkpoint") && v) {
+            c->cfg.checkpoint_dir = v;
             i++;
         } else if (!strcmp(a, "--metrics") && v) {
             c->cfg.metrics_path = v;
@@ -262,6 +268,17 @@ static int run_script(cli *c, int explain)
     const char *name = c->inline_text ? "-e" : c->arg;
     script *sc = NULL;
     sp_context *ctx = NULL;
+    /* a checkpoint belongs to this script with these arguments */
+    size_t fl = strlen(text) + 1;
+    for (int i = 0; i < c->nargs; i++)
+        fl += strlen(c->args[i]) + 1;
+    char *fingerprint = malloc(fl);
+    if (fingerprint) {
+        char *p = fingerprint + sprintf(fingerprint, "%s", text);
+        for (int i = 0; i < c->nargs; i++)
+            p += sprintf(p, "\n%s", c->args[i]);
+    }
+    c->cfg.job_fingerprint = fingerprint;
     int status = 2, rc = script_load(name, dir[0] ? dir : NULL, text, stderr, &sc);
     free(text);
     if (rc) goto out;
@@ -303,6 +320,7 @@ static int run_script(cli *c, int explain)
 out:
     sp_context_free(ctx);
     script_free(sc);
+    free(fingerprint);
     return status;
 }
 
@@ -326,6 +344,13 @@ int main(int argc, char **argv)
     }
     if (!strcmp(c.cmd, "devices")) return sp_devices_print(stdout, &c.cfg) == SP_OK ? 0 : 1;
     if (!strcmp(c.cmd, "wordcount")) return wordcount(&c);
+    if (!strcmp(c.cmd, "checkpoint")) {
+        if (!c.arg) {
+            fprintf(stderr, "spate: checkpoint needs a DIR\n");
+            return 2;
+        }
+        return sp_checkpoint_describe(c.arg, stdout, stderr) == SP_OK ? 0 : 1;
+    }
     if (!strcmp(c.cmd, "run") || !strcmp(c.cmd, "explain")) return run_script(&c, c.cmd[0] == 'e');
     fprintf(stderr, "spate: unknown command '%s' (see spate help)\n", c.cmd);
     return 2;

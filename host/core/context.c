@@ -1,5 +1,6 @@
 /* context.c — sp_context: configuration, start-up of topology, executors, arenas, dictionary
  * and device, the error message, and the public expression constructors. */
+#include "core/checkpoint_int.h"
 #include "core/core_int.h"
 
 #include <stdlib.h>
@@ -124,6 +125,7 @@ void sp_context_free(sp_context *ctx)
         stream_free(ctx->streams[i]);
     mem_free(&ctx->alloc, ctx->streams);
     if (ctx->metrics) fclose(ctx->metrics);
+    ckpt_close(ctx->ckpt);
     ctx_rejects_close(ctx);
     pthread_mutex_destroy(&ctx->rejects_lock);
     if (ctx->dev) dev_close(ctx->dev);

@@ -132,6 +132,9 @@ struct sp_context {
     FILE *metrics;
     int status_tty;
     void *reports; /* report_node.c: the reports by path (report_registry_free) */
+    struct ckpt *ckpt; /* checkpoint_int.h: open during a checkpointed run */
+    int replaying;     /* the batch running is one a restart replays: outputs held back */
+    double ckpt_synced_ms; /* wall time of the last sync point */
 };
 
 /** Records a failure in the context's diag (and returns code). */

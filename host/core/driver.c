@@ -5,9 +5,12 @@
  * interval after the start, and the driver sleeps until each boundary. At each batch time the
  * driver seals every source into a batch, runs the output operations in declaration order,
  * writes metrics, and releases the batch time's memoised batches. */
+#include "core/checkpoint_int.h"
 #include "core/core_int.h"
 
+#include <inttypes.h>
 #include <string.h>
+#include <xxhash.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,6 +136,7 @@ static int run_outputs(sp_context *ctx, int64_t t, size_t *records, sp_diag *d)
     for (int i = 0; i < ctx->noutputs; i++) {
         sp_output *o = &ctx->outputs[i];
         if (!stream_time_valid(o->stream, t)) continue; /* windowed: only at slide times */
+        if (ctx->replaying && !o->sink->vt->replays) continue; /* written before the crash */
         sp_batch *b = NULL;
         int rc = stream_compute(o->stream, t, &b, d);
         if (rc) return rc;
@@ -179,24 +183,144 @@ static int close_sinks(sp_context *ctx, sp_diag *d)
     return first;
 }
 
+/* ---------------------------------------------------------------------------- checkpoints */
+
+static const char *kind_name(const sp_stream *s);
+
+/* The job's fingerprint: the caller's (script text and arguments) and the stream graph's
+ * shape (kinds, types, slides, parents, operator parameters, outputs), hashed. */
+static void ckpt_fingerprint(sp_context *ctx, char out[17])
+{
+    strbuf sb;
+    sb_init(&sb, &ctx->alloc);
+    sb_printf(&sb, "%s\n%lld\n", ctx->cfg.job_fingerprint ? ctx->cfg.job_fingerprint : "",
+              (long long)ctx->cfg.batch_ms);
+    for (int i = 0; i < ctx->nstreams; i++) {
+        const sp_stream *s = ctx->streams[i];
+        sb_printf(&sb, "%d %s %s %lld %d %d", s->id, kind_name(s), s->type_str,
+                  (long long)s->slide_ms, s->parent[0] ? s->parent[0]->id : -1,
+                  s->parent[1] ? s->parent[1]->id : -1);
+        if (s->ops && s->ops->explain) {
+            sb_addc(&sb, ' ');
+            s->ops->explain(s, &sb);
+        }
+        sb_addc(&sb, '\n');
+    }
+    for (int i = 0; i < ctx->noutputs; i++)
+        sb_printf(&sb, "out %s %d\n", ctx->outputs[i].sink->vt->kind, ctx->outputs[i].stream->id);
+    XXH64_hash_t h = XXH3_64bits(sb.s ? sb.s : "", sb.len);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    sb_free(&sb);
+}
+
+/* Opens the checkpoint, refuses sources that cannot be replayed, and cuts every output back
+ * to its last commit. */
+static int ckpt_begin(sp_context *ctx, sp_diag *d)
+{
+    for (int i = 0; i < ctx->nstreams; i++) {
+        sp_source *src = ctx->streams[i]->source;
+        if (src && !src->vt->position)
+            return diag_set(d, SP_EUNSUPPORTED,
+                            "checkpoint %s: %s (stream %d) is live input that a restart cannot "
+                            "replay, and it has no write-ahead log yet: run it without a "
+                            "checkpoint",
+                            ctx->cfg.checkpoint_dir, src->vt->kind, ctx->streams[i]->id);
+    }
+    char fp[17];
+    ckpt_fingerprint(ctx, fp);
+    int rc = ckpt_open(&ctx->alloc, ctx->cfg.checkpoint_dir, fp, ctx->cfg.batch_ms, ctx->cfg.log,
+                       &ctx->ckpt, d);
+    if (rc) return rc;
+    int n;
+    const uint64_t *pos = ckpt_sink_positions(ctx->ckpt, &n);
+    for (int i = 0; i < ctx->noutputs && !rc; i++) {
+        sp_sink *k = ctx->outputs[i].sink;
+        if (k->vt->resume) rc = k->vt->resume(k, i < n ? pos[i] : 0, d);
+    }
+    if (!rc && ckpt_committed(ctx->ckpt))
+        fprintf(ctx->cfg.log, "spate: checkpoint %s: resuming after batch %lld (replaying it)\n",
+                ctx->cfg.checkpoint_dir, (long long)ckpt_committed(ctx->ckpt));
+    return rc;
+}
+
+/* Before batch k's outputs: its offsets record (checked against the log when replayed). */
+static int ckpt_before(sp_context *ctx, int64_t k, int64_t t, sp_diag *d)
+{
+    if (!ctx->ckpt) return SP_OK;
+    strbuf sb;
+    sb_init(&sb, &ctx->alloc);
+    for (int i = 0; i < ctx->nstreams; i++) {
+        const sp_stream *s = ctx->streams[i];
+        if (!s->source) continue;
+        sb_printf(&sb, "%s%d: ", sb.len ? "; " : "", s->id);
+        s->source->vt->position(s->source, &sb);
+    }
+    int rc = sb.oom ? diag_set(d, SP_ENOMEM, "checkpoint: out of memory")
+                    : ckpt_log_offsets(ctx->ckpt, k, t, sb_cstr(&sb), d);
+    sb_free(&sb);
+    ctx->replaying = k <= ckpt_committed(ctx->ckpt);
+    return rc;
+}
+
+/* After batch k's outputs are visible: its commit; at a sync point (CKPT_SYNC_MS since the
+ * last, or `final`) the outputs are made durable and the pending commits written. */
+static int ckpt_after(sp_context *ctx, int64_t k, int64_t t, int final, sp_diag *d)
+{
+    if (!ctx->ckpt || (ctx->replaying && !final)) return SP_OK;
+    double now = now_ms();
+    int sync = final || now - ctx->ckpt_synced_ms >= CKPT_SYNC_MS;
+    uint64_t small[16], *pos = small;
+    if (ctx->noutputs > 16 && !(pos = mem_alloc(&ctx->alloc, (size_t)ctx->noutputs * 8)))
+        return diag_set(d, SP_ENOMEM, "checkpoint: out of memory");
+    int rc = SP_OK;
+    for (int i = 0; i < ctx->noutputs && !rc; i++) {
+        sp_sink *s = ctx->outputs[i].sink;
+        pos[i] = 0;
+        if (s->vt->commit) rc = s->vt->commit(s, sync, &pos[i], d);
+    }
+    if (!rc && k > 0) rc = ckpt_log_commit(ctx->ckpt, k, t, pos, ctx->noutputs, d);
+    if (!rc && sync) {
+        rc = ckpt_sync(ctx->ckpt, d);
+        ctx->ckpt_synced_ms = now;
+    }
+    if (pos != small) mem_free(&ctx->alloc, pos);
+    return rc;
+}
+
+/* A batch a restart replays: its time is the logged one and nobody waits for it. */
+static int ckpt_replays(const sp_context *ctx, int64_t k, int64_t *t)
+{
+    return ctx->ckpt && ckpt_offsets(ctx->ckpt, k, t) != NULL;
+}
+
 /** Processing time: batch k at start + (k-1) x interval; every node runs at every batch time. */
 static int run_processing_time(sp_context *ctx, int manual, int64_t start, sp_diag *d)
 {
     int64_t interval = ctx->cfg.batch_ms;
     int rc = SP_OK;
+    int64_t next = start; /* the next batch's time, unless a restart replays it */
     for (int64_t k = 1;; k++) {
         if (atomic_load(&ctx->stop)) break;
-        int64_t t = start + (k - 1) * interval;
-        if (!manual) sleep_until(ctx, (double)t);
+        int64_t t = next;
+        int replay = ckpt_replays(ctx, k, &t);
+        if (!manual && !replay) sleep_until(ctx, (double)t);
         if (atomic_load(&ctx->stop) && !manual) break;
         batch_metrics m = {k, t, 0, 0, 0, 0, 0, 0};
         double t0 = now_ms();
-        m.sched_delay_ms = manual ? 0.0 : t0 - (double)t;
+        m.sched_delay_ms = manual || replay ? 0.0 : t0 - (double)t;
         rc = seal_sources(ctx, t, &m.records_in, d);
+        if (!rc) rc = ckpt_before(ctx, k, t, d);
         if (!rc) rc = tick_stateful(ctx, t, 0, d);
         if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);
+        if (!rc) rc = ckpt_after(ctx, k, t, 0, d);
         release_memos(ctx);
         if (rc) break;
+        next = t + interval;
+        if (replay && !manual) {
+            /* after the replay, the system clock's next boundary (never an earlier time) */
+            int64_t wall = ((int64_t)now_ms() / interval + 1) * interval;
+            if (!ckpt_replays(ctx, k + 1, NULL) && wall > next) next = wall;
+        }
         m.processing_ms = now_ms() - t0;
         m.rejected = ctx_rejects_take(ctx);
         ctx->batches = k;
@@ -219,7 +343,9 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
     for (int64_t a = 1;; a++) {
         if (atomic_load(&ctx->stop)) break;
         int64_t ta = start + (a - 1) * interval;
-        if (!manual) sleep_until(ctx, (double)ta);
+        /* a restart replaying committed event batches does not wait for arrival ticks */
+        int replay = ctx->ckpt && k < ckpt_committed(ctx->ckpt);
+        if (!manual && !replay) sleep_until(ctx, (double)ta);
         if (atomic_load(&ctx->stop) && !manual) break;
         double t0 = now_ms();
         size_t got = 0;
@@ -237,7 +363,14 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
         int stop = 0;
         while (!rc && eventtime_next_due(ev, done, ctx->cfg.max_batches > 0, &t)) {
             batch_metrics m = {++k, t, 0, 0, 0, 0, 0, 0};
-            rc = tick_stateful(ctx, t, 1, d);
+            int64_t lt;
+            if (ckpt_replays(ctx, k, &lt) && lt != t)
+                rc = diag_set(d, SP_ESTATE,
+                              "checkpoint %s: event batch %lld now has time %lld, the log says "
+                              "%lld: the input changed since the checkpoint was written",
+                              ctx->cfg.checkpoint_dir, (long long)k, (long long)t, (long long)lt);
+            if (!rc) rc = ckpt_before(ctx, k, t, d);
+            if (!rc) rc = tick_stateful(ctx, t, 1, d);
             if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);
             if (!rc && ev->memo) m.records_in = ev->memo->n;
             if (!rc && !ev->memo) {
@@ -247,6 +380,7 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
                 if (!rc) m.records_in = b->n;
                 batch_release(b);
             }
+            if (!rc) rc = ckpt_after(ctx, k, t, 0, d);
             release_memos(ctx);
             m.processing_ms = now_ms() - t0;
             m.rejected = ctx_rejects_take(ctx);
@@ -289,6 +423,7 @@ int sp_context_run(sp_context *ctx)
         for (int i = 0; i < ctx->nstreams; i++)
             if (ctx->streams[i]->source && !ctx->streams[i]->source->manual_clock) manual = 0;
     }
+    if (ctx->cfg.checkpoint_dir && (rc = ckpt_begin(ctx, &d))) return ctx_take(ctx, &d);
     for (int i = 0; i < ctx->nstreams; i++) {
         sp_source *src = ctx->streams[i]->source;
         if (src && src->vt->start && (rc = src->vt->start(src, &d))) {
@@ -303,6 +438,17 @@ int sp_context_run(sp_context *ctx)
     rc = ctx->event ? run_event_time(ctx, manual, start, &d)
                     : run_processing_time(ctx, manual, start, &d);
     if (ctx->status_tty) fputc('\n', ctx->cfg.log);
+    /* the last sync point: every batch that completed is committed, even when a later one
+     * failed (it runs again on restart) */
+    if (ctx->ckpt) {
+        sp_diag d3;
+        diag_clear(&d3);
+        int rc3 = ckpt_after(ctx, 0, 0, 1, &d3);
+        if (rc3 && !rc) {
+            rc = rc3;
+            d = d3;
+        }
+    }
     stop_sources(ctx);
     sp_diag d2;
     diag_clear(&d2);

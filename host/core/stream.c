@@ -537,7 +537,7 @@ int sp_stream_save_csv(sp_stream *s, const char *path)
 {
     OUTPUT_PROLOGUE(s)
     if (!path) return ctx_fail(s->ctx, SP_EINVAL, "saveAsCsv: a path is required");
-    int rc = sink_csv_new(&s->ctx->alloc, path, &k, &d);
+    int rc = sink_csv_new(&s->ctx->alloc, path, s->ctx->cfg.checkpoint_dir != NULL, &k, &d);
     return stream_add_output(s, rc, k, &d);
 }
 
@@ -545,7 +545,7 @@ int sp_stream_save_jsonl(sp_stream *s, const char *path)
 {
     OUTPUT_PROLOGUE(s)
     if (!path) return ctx_fail(s->ctx, SP_EINVAL, "saveAsJsonLines: a path is required");
-    int rc = sink_jsonl_new(&s->ctx->alloc, path, &k, &d);
+    int rc = sink_jsonl_new(&s->ctx->alloc, path, s->ctx->cfg.checkpoint_dir != NULL, &k, &d);
     return stream_add_output(s, rc, k, &d);
 }
 

@@ -110,6 +110,13 @@ typedef struct sp_config {
     int on_error_skip;         /**< 1: rows whose lambda fails at run time go to the rejects
                                     output instead of failing the job (--on-error skip) */
     const char *rejects_path;  /**< rejected input lines / rows, one per line, or NULL */
+    const char *checkpoint_dir; /**< checkpoint directory, or NULL: a run with the same job
+                                     and directory resumes after the last committed batch,
+                                     file outputs exactly as one uninterrupted run writes
+                                     them (README, "Checkpoints") */
+    const char *job_fingerprint; /**< what identifies the job besides its stream graph (the
+                                      CLI passes the script's text and arguments); a
+                                      checkpoint of another job is refused. NULL: the graph */
     const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
     const char *topology_xml;       /**< hwloc XML topology file (tests), or NULL */
     FILE *out;                      /**< print() destination (default stdout) */
@@ -409,6 +416,14 @@ const char *sp_batch_str(const sp_batch *b, size_t row, int col, size_t *len);
 /** Writes element `row` in Scala's toString form, e.g. "(a,(1,x))". Returns the length it
  *  needed (snprintf-like) or a negative status. */
 int sp_batch_format(const sp_batch *b, size_t row, char *buf, size_t size);
+
+/* ---------------------------------------------------------------------------------------- */
+/** @name Checkpoints */
+
+/** Prints what a checkpoint directory holds (job fingerprint, batches logged and committed,
+ *  the sources' positions and outputs' sizes at the last commit) to f, changing nothing;
+ *  failures go to log as one line. */
+int sp_checkpoint_describe(const char *dir, FILE *f, FILE *log);
 
 /* ---------------------------------------------------------------------------------------- */
 /** @name Devices */

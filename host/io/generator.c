@@ -106,7 +106,15 @@ static void gen_destroy(sp_source *s)
     mem_free(s->env->alloc, g);
 }
 
-static const source_vt gen_vt = {"generator", gen_start, gen_next, gen_stop, gen_destroy};
+/* Checkpoints: the records made so far (the sequence is fixed by the seed). */
+static void gen_position(const sp_source *s, strbuf *out)
+{
+    const gen *g = s->impl;
+    sb_printf(out, "%llu records", (unsigned long long)g->produced);
+}
+
+static const source_vt gen_vt = {"generator", gen_start, gen_next, gen_stop, gen_destroy,
+                                 gen_position};
 
 int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source **out, sp_diag *d)
 {

@@ -25,6 +25,10 @@ typedef struct source_vt {
     /** Stops receiving (joins threads, closes files); idempotent. */
     void (*stop)(sp_source *s);
     void (*destroy)(sp_source *s);
+    /** Checkpoints: appends to out where the source stands after the batches so far (what a
+     *  replay from the start must reach again at the same batch). NULL: the source cannot
+     *  be replayed (live input), so a checkpointed job refuses it. */
+    void (*position)(const sp_source *s, strbuf *out);
 } source_vt;
 
 struct sp_source {
@@ -67,6 +71,17 @@ typedef struct sink_vt {
     /** Flushes and closes. */
     int (*close)(sp_sink *k, sp_diag *d);
     void (*destroy)(sp_sink *k);
+    /** Checkpointed runs (core/checkpoint_int.h), before the first batch: cut the output
+     *  back to `pos`, its position at the last commit (0: nothing committed). NULL: nothing
+     *  to do. */
+    int (*resume)(sp_sink *k, uint64_t pos, sp_diag *d);
+    /** Checkpointed runs, after the batch's write: flush (and, at a sync point, fsync what
+     *  was written since the last one); *pos is the position to commit (the size of an
+     *  appending file; 0 for outputs without one). NULL: nothing to do. */
+    int (*commit)(sp_sink *k, int sync, uint64_t *pos, sp_diag *d);
+    /** 1: a restart also feeds it the batches it replays (its output is rebuilt from what it
+     *  took in, as the report is); 0: replayed batches are held back from it. */
+    int replays;
 } sink_vt;
 
 struct sp_sink {
@@ -82,8 +97,10 @@ int sink_print_new(const sp_allocator *a, FILE *f, int n, sp_sink **out, sp_diag
  *  under a temporary name then renamed (a re-run of a batch replaces it). */
 int sink_text_files_new(const sp_allocator *a, const char *prefix, const char *suffix,
                         sp_sink **out, sp_diag *d);
-int sink_csv_new(const sp_allocator *a, const char *path, sp_sink **out, sp_diag *d);
-int sink_jsonl_new(const sp_allocator *a, const char *path, sp_sink **out, sp_diag *d);
+/** CSV / JSON-lines file appended batch by batch. The file is truncated when the sink is made,
+ *  unless `keep` (a checkpointed run: resume cuts it back to its committed size). */
+int sink_csv_new(const sp_allocator *a, const char *path, int keep, sp_sink **out, sp_diag *d);
+int sink_jsonl_new(const sp_allocator *a, const char *path, int keep, sp_sink **out, sp_diag *d);
 int sink_foreach_new(const sp_allocator *a, sp_foreach_fn fn, void *ud, sp_sink **out,
                      sp_diag *d);
 void sink_free(sp_sink *k);

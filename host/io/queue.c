@@ -370,8 +370,15 @@ static void queue_destroy(sp_source *s)
     mem_free(a, q);
 }
 
-static const source_vt queue_vt = {"queueStream", queue_start, queue_next, queue_stop,
-                                   queue_destroy};
+/* Checkpoints: the lines (batches) taken so far. */
+static void queue_position(const sp_source *s, strbuf *out)
+{
+    const queue *q = s->impl;
+    sb_printf(out, "line %ld", q->have ? q->lineno - 1 : q->lineno);
+}
+
+static const source_vt queue_vt = {"queueStream", queue_start,   queue_next,    queue_stop,
+                                   queue_destroy, queue_position};
 
 int source_queue_new(batch_env *env, const char *path, const char *type, sp_source **out,
                      sp_diag *d)

@@ -337,8 +337,9 @@ static int fd_start(sp_source *s, sp_diag *d)
 }
 
 static const source_vt socket_vt = {"socketTextStream", socket_start, rcv_next, rcv_stop,
-                                    rcv_destroy};
-static const source_vt fd_vt = {"fdStream", fd_start, rcv_next, rcv_stop, rcv_destroy};
+                                    rcv_destroy, NULL /* live: no replay */};
+static const source_vt fd_vt = {"fdStream", fd_start, rcv_next, rcv_stop, rcv_destroy,
+                                NULL /* live: no replay */};
 
 static int rcv_new(batch_env *env, const source_vt *vt, const char *place, sp_source **out,
                    sp_diag *d)

@@ -1349,8 +1349,9 @@ static void report_sink_destroy(sp_sink *k)
     report_release(rs->r);
 }
 
+/* A restart feeds it the replayed batches too: the page is rewritten from what it took in. */
 static const sink_vt report_vt = {"report", report_sink_write, report_sink_close,
-                                  report_sink_destroy};
+                                  report_sink_destroy, NULL, NULL, 1};
 
 int sink_report_new(report *r, int index, sp_sink **out, sp_diag *d)
 {

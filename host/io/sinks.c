@@ -4,9 +4,11 @@
 #include "io/io_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,6 +58,29 @@ static int sink_drain(strbuf *sb, FILE *f, const char *kind, const char *path, s
     return 0;
 }
 
+/* fsync, unless $SPATE_CHECKPOINT_NO_FSYNC (the power-cut test's switch, checkpoint_int.h). */
+static int sink_fsync(int fd)
+{
+    return getenv("SPATE_CHECKPOINT_NO_FSYNC") ? 0 : fsync(fd);
+}
+
+/* syncfs(2) of the file system holding path's directory (same switch). */
+static int sink_sync_fs_of(const char *path)
+{
+    if (getenv("SPATE_CHECKPOINT_NO_FSYNC")) return 0;
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = syncfs(fd);
+    close(fd);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------- print */
 
 typedef struct print_sink {
@@ -96,7 +121,9 @@ static void print_destroy(sp_sink *k)
     sb_free(&p->sb);
 }
 
-static const sink_vt print_vt = {"print", print_write, sink_close_nothing, print_destroy};
+/* stdout cannot be taken back: a batch cut short by a crash is printed again on restart */
+static const sink_vt print_vt = {"print", print_write, sink_close_nothing, print_destroy,
+                                 NULL,    NULL,        0};
 
 int sink_print_new(const sp_allocator *a, FILE *f, int n, sp_sink **out, sp_diag *d)
 {
@@ -117,6 +144,7 @@ typedef struct text_sink {
     char *prefix;
     char *suffix; /* NULL or "" : no suffix */
     strbuf sb, target, tmp, old, part;
+    int dirty; /* checkpointed: directories written since the last sync point */
 } text_sink;
 
 static int text_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -216,6 +244,7 @@ static int text_write(sp_sink *k, const sp_batch *b, sp_diag *d)
         rc = diag_set(d, SP_EIO, "saveAsTextFiles %s/_SUCCESS: %s", tmp, strerror(errno));
         goto fail;
     }
+
     int replaced = 0;
     if (rename(target, old) == 0)
         replaced = 1;
@@ -230,6 +259,7 @@ static int text_write(sp_sink *k, const sp_batch *b, sp_diag *d)
         goto fail;
     }
     if (replaced) text_rm_tree(old);
+    t->dirty = 1;
     return 0;
 fail:
     text_rm_tree(tmp);
@@ -248,7 +278,22 @@ static void text_destroy(sp_sink *k)
     mem_free(k->alloc, t->suffix);
 }
 
-static const sink_vt text_vt = {"saveAsTextFiles", text_write, sink_close_nothing, text_destroy};
+/* At a sync point: every batch directory written since the last one, files and renames,
+ * reaches the disk (one syncfs of the file system that holds them). Each batch's directory
+ * is replaced whole, so there is no position to commit. */
+static int text_commit(sp_sink *k, int sync, uint64_t *pos, sp_diag *d)
+{
+    text_sink *t = k->impl;
+    *pos = 0;
+    if (!sync || !t->dirty) return 0;
+    if (sink_sync_fs_of(t->prefix) != 0)
+        return diag_set(d, SP_EIO, "saveAsTextFiles %s: syncfs: %s", t->prefix, strerror(errno));
+    t->dirty = 0;
+    return 0;
+}
+
+static const sink_vt text_vt = {"saveAsTextFiles", text_write, sink_close_nothing, text_destroy,
+                                NULL,              text_commit, 0};
 
 int sink_text_files_new(const sp_allocator *a, const char *prefix, const char *suffix,
                         sp_sink **out, sp_diag *d)
@@ -548,12 +593,46 @@ static void file_destroy(sp_sink *k)
     mem_free(k->alloc, fs->path);
 }
 
-static const sink_vt csv_vt = {"saveCsv", csv_write, file_close, file_destroy};
-static const sink_vt jsonl_vt = {"saveJsonl", jsonl_write, file_close, file_destroy};
+/* Cuts the file back to its committed size; the CSV header counts as written when anything
+ * was committed. */
+static int file_resume(sp_sink *k, uint64_t pos, sp_diag *d)
+{
+    file_sink *fs = k->impl;
+    SP_CHECK(d, fs->f, SP_ESTATE, "%s %s: closed", k->vt->kind, fs->path);
+    struct stat st;
+    if (fflush(fs->f) != 0 || fstat(fileno(fs->f), &st) != 0)
+        return diag_set(d, SP_EIO, "%s %s: %s", k->vt->kind, fs->path, strerror(errno));
+    if ((uint64_t)st.st_size < pos)
+        return diag_set(d, SP_ESTATE,
+                        "%s %s: %lld bytes, but the checkpoint committed %llu: the file was "
+                        "changed or replaced since",
+                        k->vt->kind, fs->path, (long long)st.st_size, (unsigned long long)pos);
+    if (ftruncate(fileno(fs->f), (off_t)pos) != 0 || sink_fsync(fileno(fs->f)) != 0)
+        return diag_set(d, SP_EIO, "%s %s: %s", k->vt->kind, fs->path, strerror(errno));
+    fs->header_done = pos > 0;
+    return 0;
+}
+
+static int file_commit(sp_sink *k, int sync, uint64_t *pos, sp_diag *d)
+{
+    file_sink *fs = k->impl;
+    struct stat st;
+    if (!fs->f || fflush(fs->f) != 0 || (sync && sink_fsync(fileno(fs->f)) != 0) ||
+        fstat(fileno(fs->f), &st) != 0)
+        return diag_set(d, SP_EIO, "%s %s: %s", k->vt->kind, fs->path,
+                        fs->f ? strerror(errno) : "closed");
+    *pos = (uint64_t)st.st_size;
+    return 0;
+}
+
+static const sink_vt csv_vt = {"saveCsv",   csv_write,   file_close, file_destroy,
+                               file_resume, file_commit, 0};
+static const sink_vt jsonl_vt = {"saveJsonl", jsonl_write, file_close, file_destroy,
+                                 file_resume, file_commit, 0};
 
 /* Truncates path now, so that a bad path fails when the job is built. */
-static int file_sink_new(const sp_allocator *a, const sink_vt *vt, const char *path, sp_sink **out,
-                         sp_diag *d)
+static int file_sink_new(const sp_allocator *a, const sink_vt *vt, const char *path, int keep,
+                         sp_sink **out, sp_diag *d)
 {
     SP_CHECK(d, path && *path, SP_EINVAL, "%s: no path", vt->kind);
     int rc = sink_alloc(a, vt, sizeof(file_sink), out, d);
@@ -565,7 +644,7 @@ static int file_sink_new(const sp_allocator *a, const sink_vt *vt, const char *p
         rc = diag_set(d, SP_ENOMEM, "%s %s: out of memory", vt->kind, path);
         goto fail;
     }
-    if (!(fs->f = fopen(path, "wb"))) {
+    if (!(fs->f = fopen(path, keep ? "ab" : "wb"))) {
         rc = diag_set(d, errno == ENOENT ? SP_ENOENT : SP_EIO, "%s %s: %s", vt->kind, path,
                       strerror(errno));
         goto fail;
@@ -577,14 +656,14 @@ fail:
     return rc;
 }
 
-int sink_csv_new(const sp_allocator *a, const char *path, sp_sink **out, sp_diag *d)
+int sink_csv_new(const sp_allocator *a, const char *path, int keep, sp_sink **out, sp_diag *d)
 {
-    return file_sink_new(a, &csv_vt, path, out, d);
+    return file_sink_new(a, &csv_vt, path, keep, out, d);
 }
 
-int sink_jsonl_new(const sp_allocator *a, const char *path, sp_sink **out, sp_diag *d)
+int sink_jsonl_new(const sp_allocator *a, const char *path, int keep, sp_sink **out, sp_diag *d)
 {
-    return file_sink_new(a, &jsonl_vt, path, out, d);
+    return file_sink_new(a, &jsonl_vt, path, keep, out, d);
 }
 
 /* -------------------------------------------------------------------------------- foreach */
@@ -606,8 +685,9 @@ static int foreach_write(sp_sink *k, const sp_batch *b, sp_diag *d)
 
 static void foreach_destroy(sp_sink *k) {}
 
-static const sink_vt foreach_vt = {"foreachRDD", foreach_write, sink_close_nothing,
-                                   foreach_destroy};
+static const sink_vt foreach_vt = {"foreachRDD",    foreach_write, sink_close_nothing,
+                                   foreach_destroy, NULL,          NULL,
+                                   0};
 
 int sink_foreach_new(const sp_allocator *a, sp_foreach_fn fn, void *ud, sp_sink **out, sp_diag *d)
 {

@@ -150,8 +150,15 @@ static void textfile_destroy(sp_source *s)
     mem_free(s->env->alloc, tf);
 }
 
-static const source_vt textfile_vt = {"textFile", textfile_start, textfile_next, textfile_stop,
-                                      textfile_destroy};
+/* Checkpoints: the file being read and the lines taken from it. */
+static void textfile_position(const sp_source *s, strbuf *out)
+{
+    const textfile *tf = s->impl;
+    sb_printf(out, "file %zu of %zu, line %lld", tf->cur + 1, tf->nfiles, (long long)tf->rd.line);
+}
+
+static const source_vt textfile_vt = {"textFile",       textfile_start,   textfile_next,
+                                      textfile_stop,    textfile_destroy, textfile_position};
 
 static int textfile_str_td(sp_source *s, sp_diag *d)
 {
@@ -333,8 +340,16 @@ static void dirwatch_destroy(sp_source *s)
     mem_free(a, w);
 }
 
-static const source_vt dirwatch_vt = {"textFileStream", dirwatch_start, dirwatch_next,
-                                      dirwatch_stop, dirwatch_destroy};
+/* Checkpoints: the files taken so far and the lines of the last. A replay that finds the
+ * files in other batches (they appeared at other times) is told apart by this. */
+static void dirwatch_position(const sp_source *s, strbuf *out)
+{
+    const dirwatch *w = s->impl;
+    sb_printf(out, "%zu files, line %lld", w->nseen, (long long)w->rd.line);
+}
+
+static const source_vt dirwatch_vt = {"textFileStream", dirwatch_start,   dirwatch_next,
+                                      dirwatch_stop,    dirwatch_destroy, dirwatch_position};
 
 int source_dir_new(batch_env *env, const char *dir, sp_source **out, sp_diag *d)
 {
