@@ -188,6 +188,7 @@ static int run_processing_time(sp_context *ctx, int manual, int64_t start, sp_di
         if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);
         release_memos(ctx);
         if (rc) break;
+        ctx_reclaim(ctx);
         m.processing_ms = now_ms() - t0;
         m.rejected = ctx_rejects_take(ctx);
         ctx->batches = k;
@@ -239,6 +240,7 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
                 batch_release(b);
             }
             release_memos(ctx);
+            if (!rc) ctx_reclaim(ctx);
             m.processing_ms = now_ms() - t0;
             m.rejected = ctx_rejects_take(ctx);
             m.late = eventtime_take_late(ev);
