@@ -369,7 +369,7 @@ static sp_stream *job_window_agg(sp_context *ctx)
 static void test_window_panes_keep_their_ids_over_a_long_window(void **st)
 {
     (void)st;
-    check_job(job_window_agg, 50, 4000);
+    check_job(job_window_agg, 36, 3000);
 }
 
 /* Lambda panes (a reduce the device panes do not know) over a window of 6 slides of 2. */
@@ -388,7 +388,7 @@ static sp_stream *job_window_lambda(sp_context *ctx)
 static void test_lambda_panes_keep_their_ids(void **st)
 {
     (void)st;
-    check_job(job_window_lambda, 50, 3000);
+    check_job(job_window_lambda, 36, 3000);
 }
 
 /* window(): remembered batches, then a per-batch count by key of the window. */
@@ -402,7 +402,7 @@ static sp_stream *job_window_batches(sp_context *ctx)
 static void test_window_remembered_batches_keep_their_ids(void **st)
 {
     (void)st;
-    check_job(job_window_batches, 50, 3000);
+    check_job(job_window_batches, 36, 3000);
 }
 
 /* Join of two windowed streams: the join's inputs are remembered batches on both sides. */
@@ -418,7 +418,7 @@ static sp_stream *job_join_windows(sp_context *ctx)
 static void test_join_of_windows_keeps_history_ids(void **st)
 {
     (void)st;
-    check_job(job_join_windows, 50, 4000);
+    check_job(job_join_windows, 36, 3000);
 }
 
 /* updateStateByKey: a key keeps (sum, last time seen) for 10 batch times after it was last
@@ -448,7 +448,7 @@ static sp_stream *job_state(sp_context *ctx)
 static void test_state_rows_keep_their_ids_for_many_batches(void **st)
 {
     (void)st;
-    check_job(job_state, 50, 4000);
+    check_job(job_state, 36, 3000);
 }
 
 static void test_int_keys_reduce_equals_reference(void **st)
