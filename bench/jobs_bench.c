@@ -12,9 +12,19 @@
  *   jobs_bench keys KEYS [opts]                 one batch with KEYS distinct string keys
  *   jobs_bench soak [opts]                      a generator job at full speed for --seconds:
  *                                               reduceByKey and a sliding reduceByKeyAndWindow
+ *   jobs_bench rsoak OP [opts]                  rotating keys for --seconds: every batch draws
+ *                                               --keys new string keys (none seen before),
+ *                                               into OP = reduce | window | rkw | state:
+ *                                               reduceByKey, window(--window batches) then
+ *                                               reduceByKey, reduceByKeyAndWindow over
+ *                                               --window batches, updateStateByKey whose
+ *                                               update removes keys without new values. Every
+ *                                               output batch is checked (value sum against
+ *                                               the generator's, every key string in the
+ *                                               range the window's batches drew from)
  * opts: --threads N  --batch MS  --batches N  --batch-lines N (0: the whole file in one batch,
  *       the default)  --per-batch N  --metrics FILE  --no-kernel-cache  --window R
- *       --seconds S  --keys K
+ *       --seconds S  --keys K  --no-reclaim
  *
  * Jobs write their result rows, tab-separated, to OUT (bench/suite.py sums rows of the same
  * key over batches and compares them with the reference); windowed jobs write the window's
@@ -276,6 +286,88 @@ static int soak_tick(void *ud, const sp_batch *b)
     return 0;
 }
 
+/* ------------------------------------------------------------------- rotating-key soak */
+
+enum { RS_RING = 64 };
+
+typedef struct rsoak {
+    sp_context *ctx;
+    double deadline;
+    int64_t batch_ms;
+    uint64_t keys;     /* keys drawn per batch, also the rotation */
+    int window;        /* batches in the window (1: none) */
+    int state_sum_col; /* output value column */
+    int64_t in_n[RS_RING], in_sum[RS_RING];
+    uint64_t batches, checked, errors, rows;
+} rsoak;
+
+/* Generator tap (registered first, so it runs before the output of the same batch time). */
+static int rs_tap(void *ud, const sp_batch *b)
+{
+    rsoak *k = ud;
+    int64_t bi = sp_batch_time(b) / k->batch_ms - 1; /* the generator's batch number */
+    int64_t sum = 0;
+    size_t n = sp_batch_count(b);
+    for (size_t i = 0; i < n; i++)
+        sum += sp_batch_i64(b, i, 1);
+    k->in_n[bi % RS_RING] = (int64_t)n;
+    k->in_sum[bi % RS_RING] = sum;
+    return 0;
+}
+
+static int rs_check(void *ud, const sp_batch *b)
+{
+    rsoak *k = ud;
+    int64_t bi = sp_batch_time(b) / k->batch_ms - 1;
+    int64_t first = bi - k->window + 1 < 0 ? 0 : bi - k->window + 1;
+    uint64_t lo = (uint64_t)first * k->keys, hi = (uint64_t)(bi + 1) * k->keys;
+    int64_t want = 0, sum = 0;
+    for (int64_t j = first; j <= bi; j++)
+        want += k->in_sum[j % RS_RING];
+    size_t n = sp_batch_count(b);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *s = sp_batch_str(b, i, 0, &len);
+        uint64_t v = 0;
+        int ok = s && len >= 2 && len < 24 && s[0] == 'k';
+        for (size_t c = 1; ok && c < len; c++) {
+            ok = s[c] >= '0' && s[c] <= '9';
+            v = v * 10 + (uint64_t)(s[c] - '0');
+        }
+        if (!ok || v < lo || v >= hi) bad = 1;
+        sum += sp_batch_i64(b, i, k->state_sum_col);
+    }
+    if (sum != want) bad = 1;
+    if (bad && k->errors < 5)
+        fprintf(stderr, "jobs_bench rsoak: batch %lld: value sum %lld, want %lld%s\n",
+                (long long)bi, (long long)sum, (long long)want,
+                sum == want ? " (a key outside the window's range)" : "");
+    k->errors += (uint64_t)bad;
+    k->checked++;
+    k->rows += n;
+    if (bench_now() >= k->deadline) sp_context_stop(k->ctx);
+    return 0;
+}
+
+/* updateStateByKey: the state is the sum of the key's values in this batch; a key without
+ * new values is removed (live state: the keys of the current batch). */
+static int rs_update(void *ud, int64_t t, const sp_row *key, const sp_row *const *vals, size_t nv,
+                     const sp_row *state, sp_emitter *out)
+{
+    (void)ud;
+    (void)t;
+    (void)key;
+    (void)state;
+    if (!nv) return 0;
+    int64_t sum = 0;
+    for (size_t i = 0; i < nv; i++)
+        sum += sp_row_i64(vals[i], 0);
+    int rc = sp_emit_i64(out, sum);
+    if (!rc) rc = sp_emit_end(out);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------- main */
 
 typedef struct opts {
@@ -299,6 +391,10 @@ static int parse_opts(int argc, char **argv, int first, opts *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-kernel-cache")) {
             o->cfg.kernel_cache = 0;
+            continue;
+        }
+        if (!strcmp(a, "--no-reclaim")) { /* the growth before reclaiming, for comparison */
+            o->cfg.reclaim_every = -1;
             continue;
         }
         if (!v) return -1;
@@ -330,9 +426,10 @@ static int parse_opts(int argc, char **argv, int first, opts *o)
 static int usage(void)
 {
     fputs("usage: jobs_bench wordcount FILE OUT | ysb FILE ADS OUT | ysbparse FILE | "
-          "cluster FILE OUT | sched | keys KEYS | soak  [--threads N] [--batch MS] "
+          "cluster FILE OUT | sched | keys KEYS | soak | rsoak reduce|window|rkw|state  [--threads "
+          "N] [--batch MS] "
           "[--batches N] [--batch-lines N] [--per-batch N] [--metrics FILE] "
-          "[--no-kernel-cache] [--window R] [--seconds S] [--keys K]\n",
+          "[--no-kernel-cache] [--no-reclaim] [--window R] [--seconds S] [--keys K]\n",
           stderr);
     return 2;
 }
@@ -344,6 +441,7 @@ int main(int argc, char **argv)
     int npos = !strcmp(job, "wordcount") || !strcmp(job, "cluster") ? 2
                : !strcmp(job, "ysb")                                ? 3
                : !strcmp(job, "keys") || !strcmp(job, "ysbparse")   ? 1
+               : !strcmp(job, "rsoak")                              ? 1
                : !strcmp(job, "sched") || !strcmp(job, "soak")      ? 0
                                                                     : -1;
     if (npos < 0 || argc < 2 + npos) return usage();
@@ -359,6 +457,7 @@ int main(int argc, char **argv)
     }
     ad_map ads = {0, NULL, NULL};
     soak soak_state = {NULL, 0, 0};
+    static rsoak rs;
     sp_context *ctx = NULL;
     int rc = sp_context_new(&o.cfg, &ctx);
     if (rc) {
@@ -405,6 +504,41 @@ int main(int argc, char **argv)
                        ev, SP_AGG_AVG, (int64_t)o.window * o.cfg.batch_ms, o.cfg.batch_ms)
                  : NULL;
         w.time_at = 0;
+    } else if (!strcmp(job, "rsoak")) {
+        const char *op = argv[2];
+        sp_generator_opts g = {0};
+        g.seed = 7;
+        g.keys = o.keys;
+        g.rotate = o.keys;
+        g.string_keys = 1;
+        g.value_max = 100;
+        g.per_batch = o.per_batch;
+        sp_stream *gen = sp_generator(ctx, &g);
+        int64_t W = (int64_t)o.window * o.cfg.batch_ms, B = o.cfg.batch_ms;
+        rs.ctx = ctx;
+        rs.batch_ms = B;
+        rs.keys = o.keys;
+        rs.window = 1;
+        rs.state_sum_col = 1;
+        if (!gen) {
+            res = NULL;
+        } else if (!strcmp(op, "reduce")) {
+            res = sp_stream_reduce_by_key_agg(gen, SP_AGG_SUM);
+        } else if (!strcmp(op, "window")) {
+            sp_stream *win = sp_stream_window(gen, W, B);
+            res = win ? sp_stream_reduce_by_key_agg(win, SP_AGG_SUM) : NULL;
+            rs.window = o.window;
+        } else if (!strcmp(op, "rkw")) {
+            res = sp_stream_reduce_by_key_and_window_agg(gen, SP_AGG_SUM, W, B);
+            rs.window = o.window;
+        } else if (!strcmp(op, "state")) {
+            res = sp_stream_update_state_by_key(gen, "i64", rs_update, NULL, NULL);
+        } else {
+            fprintf(stderr, "jobs_bench rsoak: unknown operator %s\n", op);
+            return 2;
+        }
+        if (o.window < 1 || o.window > RS_RING / 2) return usage();
+        rc = res ? sp_stream_foreach_rdd(gen, rs_tap, &rs) : -1;
     } else if (!strcmp(job, "soak")) {
         sp_generator_opts g = {0};
         g.seed = 7;
@@ -434,6 +568,8 @@ int main(int argc, char **argv)
         rc = -1;
     else if (!strcmp(job, "soak"))
         rc = rc ? rc : sp_stream_foreach_rdd(res, soak_tick, &soak_state);
+    else if (!strcmp(job, "rsoak"))
+        rc = rc ? rc : sp_stream_foreach_rdd(res, rs_check, &rs);
     else if (!strcmp(job, "ysbparse"))
         rc = sp_stream_foreach_rdd(res, sum_counts, &soak_state);
     else
@@ -443,15 +579,28 @@ int main(int argc, char **argv)
     if (!rc) rc = sp_context_start(ctx);
     t1 = bench_now();
     soak_state.deadline = t1 + o.seconds;
+    rs.deadline = t1 + o.seconds;
     if (!rc) rc = sp_context_run(ctx);
     t2 = bench_now();
     if (rc) fprintf(stderr, "jobs_bench: %s\n", sp_context_errmsg(ctx));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    sp_memory_stats ms;
+    sp_context_memory(ctx, &ms);
+    if (!strcmp(job, "rsoak")) {
+        soak_state.rows = rs.rows;
+        if (rs.errors || !rs.checked) rc = rc ? rc : -1;
+    }
     printf("{\"start_s\":%.6f,\"run_s\":%.6f,\"batches\":%lld,\"max_rss_kib\":%ld,"
-           "\"rows\":%llu}\n",
+           "\"rows\":%llu,\"checked_batches\":%llu,\"bad_batches\":%llu,"
+           "\"dict_live\":%llu,\"dict_ids\":%llu,\"dict_bytes\":%llu,\"dict_reclaimed\":%llu,"
+           "\"keymap_live\":%llu,\"reclaim_cycles\":%llu}\n",
            t1 - t0, t2 - t1, (long long)sp_context_batches(ctx), ru.ru_maxrss,
-           (unsigned long long)soak_state.rows);
+           (unsigned long long)soak_state.rows, (unsigned long long)rs.checked,
+           (unsigned long long)rs.errors, (unsigned long long)ms.dict_live,
+           (unsigned long long)ms.dict_ids, (unsigned long long)ms.dict_bytes,
+           (unsigned long long)ms.dict_reclaimed, (unsigned long long)ms.keymap_live,
+           (unsigned long long)ms.reclaim_cycles);
     sp_context_free(ctx);
     ad_map_free(&ads);
     if (w.f && fclose(w.f)) rc = -1;

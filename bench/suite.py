@@ -605,17 +605,9 @@ class Suite:
                               "its rows are left out.")
 
     # ------------------------------------------------------------------ soak (separate mode)
-    def soak(self, minutes):
-        """A generator job at full speed for `minutes` (reduceByKey and a sliding
-        reduceByKeyAndWindow over 100 K string keys, 100 K records per batch); VmRSS of the
-        process sampled every few seconds. Goal: the RSS at the end within 10% of the RSS
-        after one minute. Writes soak.json (rows in the suite's format) to the output
-        directory; the full run merges it."""
-        secs = minutes * 60
-        every = 5.0
-        cmd = [self.prog("jobs_bench"), "soak", "--seconds", str(secs), "--per-batch", "100000",
-               "--keys", "100000"]
-        self.log(f"soak: {minutes} min, RSS every {every:.0f} s")
+    def soak_run(self, cmd, minutes, every):
+        """Runs cmd, sampling the process's VmRSS every `every` s; returns (ok, json, samples,
+        stderr)."""
         t0 = time.time()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples = []
@@ -636,33 +628,79 @@ class Suite:
             j, ok = {}, False
         if not ok:
             self.log(f"soak job failed ({p.returncode}): {err[-1000:]}")
+        return ok, j, samples
+
+    def soak_row(self, case, timed, minutes, every, ok, j, samples, goal):
         at1 = next((r for t, r in samples if t >= 60), None)
         end = samples[-1][1] if samples else None
         ratio = end / at1 if at1 and end else None
         rows_done = j.get("rows", 0)
-        r = self.job_row(f"soak {minutes} min, RSS end / RSS at 1 min", "spate-opencl",
-                         self.nproc, rows_done, 0, [j["run_s"]] if j else [], ok,
-                         timed="generator at full speed -> reduceByKey + reduceByKeyAndWindow "
-                         "(10 s / 1 s) over 100 K string keys, 100 K records per batch; VmRSS "
-                         f"every {every:.0f} s", device=self.device)
+        r = self.job_row(case, "spate-opencl", self.nproc, rows_done, 0,
+                         [j["run_s"]] if j else [], ok, timed=timed, device=self.device)
         r["limit_ratio"] = ratio
         r["rss_at_1min_bytes"] = at1
         r["rss_end_bytes"] = end
         r["rss_max_sampled_bytes"] = max((x for _, x in samples), default=None)
         r["rss_samples"] = [[round(t, 1), x] for t, x in samples]
-        r["batches"] = j.get("batches")
-        r["goal_met"] = ratio is not None and ratio <= 1.10
+        for k in ("batches", "checked_batches", "bad_batches", "dict_live", "dict_ids",
+                  "dict_bytes", "dict_reclaimed", "keymap_live", "reclaim_cycles"):
+            if k in j:
+                r[k] = j[k]
+        r["goal_met"] = ok and ratio is not None and ratio <= goal
         if ratio:
             self.notes.append(
-                f"Soak ({minutes} min, {j.get('batches')} batches, "
-                f"{rows_done / max(1e-9, j.get('run_s', 1)) / 1e6:.1f} M records/s): RSS "
+                f"{case} ({j.get('batches')} batches, "
+                f"{rows_done / max(1e-9, j.get('run_s', 1)) / 1e6:.2f} M output rows/s): RSS "
                 f"{at1 / 2**20:.0f} MiB after 1 min, {end / 2**20:.0f} MiB at the end: "
-                f"ratio {ratio:.3f} (goal <= 1.10: {'met' if ratio <= 1.10 else 'missed'}).")
+                f"ratio {ratio:.3f} (goal <= {goal:.2f}: {'met' if r['goal_met'] else 'missed'})"
+                + (f"; {j.get('checked_batches')} output batches checked, "
+                   f"{j.get('bad_batches')} wrong" if j.get("checked_batches") else "") + ".")
+        return r
+
+    def soak(self, minutes, only=None):
+        """Long runs, VmRSS of the process sampled every few seconds; goal: the RSS at the end
+        within 10% of the RSS after one minute. First a generator at full speed over a fixed
+        domain of 100 K string keys (reduceByKey and a sliding reduceByKeyAndWindow), then
+        rotating keys: every batch draws 200 K keys never seen before (jobs_bench rsoak), into
+        reduceByKey, window + reduceByKey, reduceByKeyAndWindow and updateStateByKey with an
+        update that removes keys; each rotating job checks every output batch (a row counts as
+        correct only if every batch checked). Writes soak.json (rows in the suite's format)
+        to the output directory; the full run merges it."""
+        secs = minutes * 60
+        every = 5.0
+        rows, first_note = [], len(self.notes)
+        if not only or "fixed" in only:
+            cmd = [self.prog("jobs_bench"), "soak", "--seconds", str(secs), "--per-batch",
+                   "100000", "--keys", "100000"]
+            self.log(f"soak: {minutes} min, RSS every {every:.0f} s")
+            ok, j, samples = self.soak_run(cmd, minutes, every)
+            rows.append(self.soak_row(
+                f"soak {minutes} min, RSS end / RSS at 1 min", "generator at full speed -> "
+                "reduceByKey + reduceByKeyAndWindow (10 s / 1 s) over 100 K string keys, 100 K "
+                f"records per batch; VmRSS every {every:.0f} s", minutes, every, ok, j, samples,
+                1.10))
+        ops = {"reduce": "reduceByKey(SUM)",
+               "window": "window(10 s, 1 s) then reduceByKey(SUM)",
+               "rkw": "reduceByKeyAndWindow(SUM, 10 s, 1 s)",
+               "state": "updateStateByKey (a key without new values is removed)"}
+        for op, what in ops.items():
+            if only and op not in only:
+                continue
+            cmd = [self.prog("jobs_bench"), "rsoak", op, "--seconds", str(secs), "--per-batch",
+                   "200000", "--keys", "200000", "--window", "10"]
+            self.log(f"soak, rotating keys, {op}: {minutes} min, RSS every {every:.0f} s")
+            ok, j, samples = self.soak_run(cmd, minutes, every)
+            ok = ok and j.get("checked_batches", 0) > 0 and j.get("bad_batches", 1) == 0
+            rows.append(self.soak_row(
+                f"soak rotating keys {op} {minutes} min, RSS end / RSS at 1 min",
+                f"generator at full speed, 200 K records per batch over 200 K new string keys "
+                f"every batch -> {what}; every output batch checked; VmRSS every {every:.0f} s",
+                minutes, every, ok, j, samples, 1.10))
         os.makedirs(self.a.out, exist_ok=True)
         with open(os.path.join(self.a.out, "soak.json"), "w") as f:
-            json.dump({"machine": self.machine(), "rows": [r], "notes": self.notes[-1:]}, f,
-                      indent=1)
-        return ok
+            json.dump({"machine": self.machine(), "rows": rows, "notes": self.notes[first_note:]},
+                      f, indent=1)
+        return all(r["correct"] for r in rows)
 
     # ------------------------------------------------------------------ output
     def machine(self):
@@ -848,6 +886,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--reps", type=int, default=0)
     ap.add_argument("--only", default=ALL_PARTS)
+    ap.add_argument("--soak-only", default="", metavar="JOBS",
+                    help="soak: only these of fixed,reduce,window,rkw,state (comma-separated)")
     ap.add_argument("--soak", type=float, nargs="?", const=10.0, metavar="MINUTES",
                     help="only the long resident-memory run (default 10 minutes)")
     a = ap.parse_args()
@@ -856,7 +896,7 @@ def main():
     t0 = time.time()
     s = Suite(a)
     if a.soak is not None:
-        ok = s.soak(a.soak)
+        ok = s.soak(a.soak, [x for x in a.soak_only.split(",") if x] or None)
         shutil.rmtree(s.tmp, ignore_errors=True)
         print("\n".join(s.notes))
         return 0 if ok else 1

@@ -119,6 +119,16 @@ void batch_release(sp_batch *b)
     if (old == 1) batch_destroy(b);
 }
 
+void batch_mark_ids(const sp_batch *b, sp_dict *dict)
+{
+    if (!b) return;
+    for (int c = 0; c < b->ncols; c++) {
+        const sp_col *col = &b->cols[c];
+        if (col->type == SP_STR && col->enc == ENC_DICT && col->len)
+            dict_mark_ids(dict, col->data, col->len);
+    }
+}
+
 static void batch_add_rows(sp_batch *b, size_t k)
 {
     b->n += k;

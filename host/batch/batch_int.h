@@ -82,8 +82,32 @@ uint32_t dict_find(sp_dict *dict, const char *s, size_t len);
  *  Lock-free; any thread. */
 const char *dict_get(const sp_dict *dict, uint32_t id, size_t *len);
 uint32_t dict_size(const sp_dict *dict);
-/** Bytes held (strings and index), for memory reports. */
+/** Bytes held (strings, entries and index), for memory reports. */
 size_t dict_bytes(const sp_dict *dict);
+
+/* Reclaiming (dict.c's header comment has the invariant). Everything below runs on the driver
+ * between batch times, while no other thread uses the dictionary, except dict_generation. */
+/** Strings in use (dict_size is the high-water mark of ids). */
+uint32_t dict_live(const sp_dict *dict);
+/** Changes whenever a sweep freed entries: caches of ids drop their entries when it did.
+ *  Any thread. */
+uint64_t dict_generation(const sp_dict *dict);
+/** Entries freed by sweeps so far. */
+uint64_t dict_reclaimed(const sp_dict *dict);
+/** 1 when at least max(min_new, strings live after the last sweep) strings were added since:
+ *  the policy that keeps sweeps O(1) amortised per new string. */
+int dict_sweep_due(const sp_dict *dict, uint32_t min_new);
+/** Starts a mark epoch; then every holder of ids marks them; then dict_sweep. */
+void dict_mark_begin(sp_dict *dict);
+void dict_mark(sp_dict *dict, uint32_t id);
+void dict_mark_ids(sp_dict *dict, const uint32_t *ids, size_t n);
+/** The id is never reclaimed (a constant compiled into a kernel or an expression). */
+void dict_pin(sp_dict *dict, uint32_t id);
+/** Pins every id in use now (what was interned before the first batch time). */
+void dict_pin_all(sp_dict *dict);
+/** Frees every entry not marked since dict_mark_begin and not pinned; their ids are reused by
+ *  later interns. Returns the entries freed. O(dict_size). */
+uint32_t dict_sweep(sp_dict *dict);
 
 /* --------------------------------------------------------------------------------- columns */
 
@@ -178,6 +202,9 @@ int batch_split_even(sp_batch *b, unsigned nparts, const unsigned *nodes);
 sp_batch *batch_retain(sp_batch *b);
 /** Drops a reference; the last one returns column memory to the arenas. NULL is a no-op. */
 void batch_release(sp_batch *b);
+/** Marks (dict_mark) the dictionary ids of every ENC_DICT str column of b: what a structure
+ *  keeping b past its batch time calls in a reclaim cycle. NULL b: nothing. */
+void batch_mark_ids(const sp_batch *b, sp_dict *dict);
 /** Appends every row of src (same type) to dst. */
 int batch_append(sp_batch *dst, const sp_batch *src, sp_diag *d);
 /** Appends row i of src (same type) to dst, nested options/lists included. */

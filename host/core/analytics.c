@@ -619,19 +619,21 @@ static void an_explain(const sp_stream *s, strbuf *sb)
         sb_printf(sb, " (host)");
 }
 
-static const stream_ops an_ops_distinct = {"countApproxDistinct", NULL, an_compute, an_destroy,
-                                           an_explain};
-static const stream_ops an_ops_distinct_w = {"countApproxDistinctAndWindow", an_tick, an_compute,
-                                             an_destroy, an_explain};
-static const stream_ops an_ops_distinct_key = {"countApproxDistinctByKey", NULL, an_compute,
-                                               an_destroy, an_explain};
-static const stream_ops an_ops_distinct_key_w = {"countApproxDistinctByKeyAndWindow", an_tick,
-                                                 an_compute, an_destroy, an_explain};
-static const stream_ops an_ops_quant = {"approxQuantilesByKey", NULL, an_compute, an_destroy,
-                                        an_explain};
-static const stream_ops an_ops_quant_w = {"approxQuantilesByKeyAndWindow", an_tick, an_compute,
-                                          an_destroy, an_explain};
-static const stream_ops an_ops_topk = {"topK", NULL, an_compute, an_destroy, an_explain};
+/* No mark function (stream_ops.mark): the memos below are indexed by dictionary id and the
+ * window panes keep key ids, so a job with these nodes does not reclaim ids. */
+static const stream_ops an_ops_distinct = {
+    "countApproxDistinct", NULL, an_compute, an_destroy, an_explain, NULL};
+static const stream_ops an_ops_distinct_w = {
+    "countApproxDistinctAndWindow", an_tick, an_compute, an_destroy, an_explain, NULL};
+static const stream_ops an_ops_distinct_key = {
+    "countApproxDistinctByKey", NULL, an_compute, an_destroy, an_explain, NULL};
+static const stream_ops an_ops_distinct_key_w = {
+    "countApproxDistinctByKeyAndWindow", an_tick, an_compute, an_destroy, an_explain, NULL};
+static const stream_ops an_ops_quant = {
+    "approxQuantilesByKey", NULL, an_compute, an_destroy, an_explain, NULL};
+static const stream_ops an_ops_quant_w = {
+    "approxQuantilesByKeyAndWindow", an_tick, an_compute, an_destroy, an_explain, NULL};
+static const stream_ops an_ops_topk = {"topK", NULL, an_compute, an_destroy, an_explain, NULL};
 
 /* -------------------------------------------------------------------------- construction */
 

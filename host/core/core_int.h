@@ -56,6 +56,12 @@ typedef struct stream_ops {
     void (*destroy)(sp_stream *s);
     /** One line for explain output. May be NULL. */
     void (*explain)(const sp_stream *s, strbuf *sb);
+    /** Reclaim cycle (core/reclaim.c), on the driver between batch times: dict_marks every
+     *  dictionary id the node keeps past the batch time (panes, remembered batches, state),
+     *  and for s->km either marks the ids it keeps and keymap_sweeps, or keymap_clears it when
+     *  its ids do not outlive a batch time. NULL: the node keeps ids it cannot enumerate, and
+     *  a job with such a node never reclaims. */
+    void (*mark)(sp_stream *s, sp_dict *dict);
 } stream_ops;
 
 enum join_kind { JOIN_INNER, JOIN_LEFT, JOIN_RIGHT, JOIN_FULL };
@@ -135,6 +141,8 @@ struct sp_context {
     struct ckpt *ckpt; /* checkpoint_int.h: open during a checkpointed run */
     int replaying;     /* the batch running is one a restart replays: outputs held back */
     double ckpt_synced_ms; /* wall time of the last sync point */
+    int reclaim;   /* reclaim.c: 0 not decided yet, 1 on, -1 off */
+    uint64_t reclaim_cycles;
 };
 
 /** Records a failure in the context's diag (and returns code). */
@@ -176,6 +184,14 @@ int stream_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d);
 /** Registers output k of stream s (takes k; frees it on failure). rc != SP_OK: a failed sink
  *  constructor whose message is in d. */
 int stream_add_output(sp_stream *s, int rc, sp_sink *k, sp_diag *d);
+
+/* reclaim.c */
+/** Between batch times (after the batch time's memoised batches are released): when enough
+ *  new strings or keys arrived, frees the dictionary entries and keymap ids that no node
+ *  keeps. Never fails (what cannot be freed for lack of memory stays). */
+void ctx_reclaim(sp_context *ctx);
+/** Pins what is interned before the first batch time (literals of expressions and kernels). */
+void ctx_reclaim_start(sp_context *ctx);
 
 /* report_node.c */
 /** Frees the context's report registry (the reports live on while sinks hold them). */

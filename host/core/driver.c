@@ -321,6 +321,7 @@ static int run_processing_time(sp_context *ctx, int manual, int64_t start, sp_di
             int64_t wall = ((int64_t)now_ms() / interval + 1) * interval;
             if (!ckpt_replays(ctx, k + 1, NULL) && wall > next) next = wall;
         }
+        ctx_reclaim(ctx);
         m.processing_ms = now_ms() - t0;
         m.rejected = ctx_rejects_take(ctx);
         ctx->batches = k;
@@ -382,6 +383,7 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
             }
             if (!rc) rc = ckpt_after(ctx, k, t, 0, d);
             release_memos(ctx);
+            if (!rc) ctx_reclaim(ctx);
             m.processing_ms = now_ms() - t0;
             m.rejected = ctx_rejects_take(ctx);
             m.late = eventtime_take_late(ev);

@@ -185,7 +185,9 @@ static void evt_explain(const sp_stream *s, strbuf *sb)
               (long long)e->watermark_ms);
 }
 
-static const stream_ops evt_ops = {"eventTime", NULL, evt_compute, evt_destroy, evt_explain};
+/* No mark function: the buckets keep batches of future event times, which a job with event
+ * time then never reclaims. */
+static const stream_ops evt_ops = {"eventTime", NULL, evt_compute, evt_destroy, evt_explain, NULL};
 
 int stream_is_event_time(const sp_stream *s)
 {

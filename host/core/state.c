@@ -276,7 +276,17 @@ void state_attach_expr(sp_stream *o, stx *x)
     st->x = x;
 }
 
-static const stream_ops st_ops = {"updateStateByKey", st_tick, st_compute, st_destroy, st_explain};
+/* Reclaim cycle: the state batch keeps its key and state columns; the keymap numbers one
+ * batch time's keys only (st_key_ids renumbers the state every time), so it is emptied. */
+static void st_mark(sp_stream *s, sp_dict *dict)
+{
+    st_state *st = s->state;
+    batch_mark_ids(st->state, dict);
+    keymap_clear(s->km);
+}
+
+static const stream_ops st_ops = {"updateStateByKey", st_tick,    st_compute,
+                                  st_destroy,         st_explain, st_mark};
 
 sp_stream *sp_stream_update_state_by_key(sp_stream *s, const char *state_type, sp_update_fn fn,
                                          void *ud, const char *initial_path)

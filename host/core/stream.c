@@ -621,6 +621,7 @@ int stream_plan(sp_context *ctx)
         s->stage_input = in;
     }
     ctx->planned = 1;
+    ctx_reclaim_start(ctx);
     return SP_OK;
 }
 

@@ -715,7 +715,37 @@ static void win_explain(const sp_stream *s, strbuf *sb)
                                             : "window += entering - leaving");
 }
 
-static const stream_ops win_ops = {"window", win_tick, win_compute, win_destroy, win_explain};
+static void win_mark_km(void *ud, uint32_t id)
+{
+    keymap_mark(ud, id);
+}
+
+static void win_mark_dict(void *ud, uint32_t id)
+{
+    dict_mark(ud, id);
+}
+
+/* Reclaim cycle: the remembered batches and the previous window keep their key columns
+ * (dictionary ids; keymap ids are recomputed from the columns each time); panes and lambda
+ * panes keep key ids (keymap ids, or dictionary ids for one str key) and lambda panes values.
+ * The keymap's other ids only number one batch's keys: they are swept. */
+static void win_mark(sp_stream *s, sp_dict *dict)
+{
+    win *w = s->state;
+    for (size_t k = 0; k < w->nh; k++)
+        batch_mark_ids(w->hb[k], dict);
+    batch_mark_ids(w->prev, dict);
+    keymap_mark_begin(s->km);
+    void (*mark)(void *, uint32_t) = s->km ? win_mark_km : win_mark_dict;
+    void *ud = s->km ? (void *)s->km : (void *)dict;
+    int keyed = !(w->op == W_REDUCE || w->op == W_SCALAR_INV);
+    panes_mark(w->pn, mark, ud);
+    lpanes_mark(w->lp, keyed ? mark : NULL, ud, dict);
+    keymap_sweep(s->km, NULL); /* out of memory: nothing freed this time */
+}
+
+static const stream_ops win_ops = {"window",    win_tick,    win_compute,
+                                   win_destroy, win_explain, win_mark};
 
 /* ----------------------------------------------------------------------- constructors */
 

@@ -107,6 +107,11 @@ typedef struct sp_config {
     size_t dense_key_limit;    /**< largest key domain for the dense keyed path (0: default) */
     uint64_t device_mem_limit; /**< cap on one device buffer in bytes (0: the device's own) */
     int naive_windows;         /**< 1: recompute every window from its batches (benchmarks) */
+    int64_t reclaim_every;     /**< dictionary strings and keys no live structure holds are
+                                    reclaimed between batch times once this many new ones
+                                    arrived since the last time (and at least as many as were
+                                    live then); 0: 65536; -1: never (memory then grows with
+                                    every key ever seen) */
     int on_error_skip;         /**< 1: rows whose lambda fails at run time go to the rejects
                                     output instead of failing the job (--on-error skip) */
     const char *rejects_path;  /**< rejected input lines / rows, one per line, or NULL */
@@ -138,6 +143,20 @@ int sp_context_start(sp_context *ctx);
 
 /** Runs the job until its sources end, max_batches batch times pass, or sp_context_stop(). */
 int sp_context_run(sp_context *ctx);
+
+/** Memory held for keys, for reports and soak tests. */
+typedef struct sp_memory_stats {
+    uint64_t dict_live;      /**< strings in the dictionary now */
+    uint64_t dict_ids;       /**< high-water mark of dictionary ids (the dense key domain) */
+    uint64_t dict_bytes;     /**< bytes the dictionary holds */
+    uint64_t dict_reclaimed; /**< strings reclaimed so far */
+    uint64_t keymap_live;    /**< keys in the operators' key maps (non-string keys) */
+    uint64_t reclaim_cycles; /**< reclaim cycles run so far */
+    int reclaiming;          /**< 1: the job's operators let memory be reclaimed; 0: some
+                                  operator keeps ids it cannot enumerate (see README) */
+} sp_memory_stats;
+/** Fills st (zeros before the context has a dictionary). SP_EINVAL on NULL. */
+int sp_context_memory(const sp_context *ctx, sp_memory_stats *st);
 
 /** Asks a running context to stop after the current batch. Async-signal-safe. */
 void sp_context_stop(sp_context *ctx);
@@ -239,6 +258,8 @@ typedef struct sp_generator_opts {
     uint64_t per_batch; /**< records per batch (flat out) */
     double rate;        /**< records per second on the system clock; 0: flat out */
     uint64_t total;     /**< total records, 0: unbounded */
+    uint64_t rotate;    /**< keys advance by this much each batch: batch b (from 0) draws
+                             them from [b x rotate, b x rotate + keys); 0: a fixed domain */
 } sp_generator_opts;
 /** Synthetic keyed records (key, value) of type (i64,i64) or (str,i64). */
 sp_stream *sp_generator(sp_context *ctx, const sp_generator_opts *opts);

@@ -1,8 +1,9 @@
 /* generator.c — synthetic keyed records (key, value): record i of a run is a pure function of
  * the seed and i (splitmix64), so the same options give the same records in the same batches.
- * Keys are uniform in [0, keys) as i64 or as the strings "k<N>"; values uniform in
- * [0, value_max). With rate > 0 the source sleeps so that, from the first batch on, records
- * are produced at `rate` per second on average. */
+ * Keys are uniform in [0, keys) as i64 or as the strings "k<N>" (with rotate > 0, batch b's
+ * keys are offset by b x rotate: a key set that keeps moving, as client addresses and paths
+ * with ids do in real logs); values uniform in [0, value_max). With rate > 0 the source sleeps so
+ * that, from the first batch on, records are produced at `rate` per second on average. */
 #include "io/source_int.h"
 
 #include <errno.h>
@@ -17,7 +18,9 @@ typedef struct gen {
     sp_generator_opts o;
     uint64_t state;    /* splitmix64 state */
     uint64_t produced; /* records so far */
+    uint64_t batches;  /* batches produced */
     uint32_t *ids;     /* string keys: dictionary id of "k<N>" (UINT32_MAX: not yet) */
+    uint64_t ids_gen;  /* dict_generation the cached ids belong to */
     struct timespec t0;
     int started;
 } gen;
@@ -35,16 +38,18 @@ static int gen_start(sp_source *s, sp_diag *d)
     gen *g = s->impl;
     g->state = g->o.seed;
     g->produced = 0;
+    g->batches = 0;
     g->started = 0;
     return 0;
 }
 
-static uint32_t gen_key_id(sp_source *s, uint64_t key)
+/* Id of "k<base + key>"; cached per key when the domain is fixed and small. */
+static uint32_t gen_key_id(sp_source *s, uint64_t key, uint64_t base)
 {
     gen *g = s->impl;
     if (g->ids && g->ids[key] != UINT32_MAX) return g->ids[key];
     char buf[32];
-    int n = snprintf(buf, sizeof buf, "k%llu", (unsigned long long)key);
+    int n = snprintf(buf, sizeof buf, "k%llu", (unsigned long long)(base + key));
     uint32_t id = dict_intern(s->env->dict, buf, (size_t)n);
     if (g->ids) g->ids[key] = id;
     return id;
@@ -75,14 +80,20 @@ static int gen_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_diag *
         g->started = 1;
     }
     sp_col *kc = &out->cols[0], *vc = &out->cols[1];
+    uint64_t base = g->batches++ * g->o.rotate;
+    if (g->ids && g->ids_gen != dict_generation(s->env->dict)) {
+        /* The dictionary reclaimed ids since they were cached. */
+        memset(g->ids, 0xff, g->o.keys * sizeof *g->ids);
+        g->ids_gen = dict_generation(s->env->dict);
+    }
     if (col_reserve(kc, kc->len + n, 0) || col_reserve(vc, vc->len + n, 0)) goto oom;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t key = gen_rand(&g->state) % g->o.keys;
         int64_t val = (int64_t)(gen_rand(&g->state) % (uint64_t)g->o.value_max);
         if (g->o.string_keys) {
-            uint32_t id = gen_key_id(s, key);
+            uint32_t id = gen_key_id(s, key, base);
             if (id == UINT32_MAX || col_push_id(kc, id)) goto oom;
-        } else if (col_push_i64(kc, (int64_t)key)) {
+        } else if (col_push_i64(kc, (int64_t)(key + base))) {
             goto oom;
         }
         if (col_push_i64(vc, val)) goto oom;
@@ -135,7 +146,7 @@ int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source *
     s->manual_clock = o->rate <= 0; /* flat out: batch k at k x interval, no waiting */
     g->o = *o;
     g->state = o->seed;
-    if (o->string_keys && o->keys <= GEN_ID_CACHE_MAX) {
+    if (o->string_keys && o->keys <= GEN_ID_CACHE_MAX && o->rotate == 0) {
         if (!(g->ids = mem_alloc(env->alloc, o->keys * sizeof *g->ids))) goto oom;
         memset(g->ids, 0xff, o->keys * sizeof *g->ids);
     }

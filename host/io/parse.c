@@ -454,13 +454,16 @@ struct parse_cache {
     const sp_allocator *alloc;
     unsigned n;
     idc_entry **w; /* per worker, allocated on first use */
+    uint64_t *gen; /* per worker: dict_generation its entries belong to */
 };
 
 int parse_cache_new(const sp_allocator *a, unsigned workers, parse_cache **out, sp_diag *d)
 {
     parse_cache *pc = mem_calloc(a, 1, sizeof *pc);
     if (pc) pc->w = mem_calloc(a, workers ? workers : 1, sizeof *pc->w);
-    if (!pc || !pc->w) {
+    if (pc) pc->gen = mem_calloc(a, workers ? workers : 1, sizeof *pc->gen);
+    if (!pc || !pc->w || !pc->gen) {
+        if (pc) mem_free(a, pc->w);
         mem_free(a, pc);
         return diag_set(d, SP_ENOMEM, "parse: out of memory for the id caches");
     }
@@ -476,6 +479,7 @@ void parse_cache_free(parse_cache *pc)
     for (unsigned i = 0; i < pc->n; i++)
         mem_free(pc->alloc, pc->w[i]);
     mem_free(pc->alloc, pc->w);
+    mem_free(pc->alloc, pc->gen);
     mem_free(pc->alloc, pc);
 }
 
@@ -532,6 +536,12 @@ static int parse_task(void *ud, size_t task, unsigned worker)
     if (pc && worker < pc->n) {
         if (!pc->w[worker]) pc->w[worker] = mem_calloc(pc->alloc, IDC_SIZE, sizeof *idc);
         idc = pc->w[worker];
+        /* Ids (and the strings entries point at) may have been reclaimed since. */
+        uint64_t gen = dict_generation(dict);
+        if (idc && pc->gen[worker] != gen) {
+            memset(idc, 0, IDC_SIZE * sizeof *idc);
+            pc->gen[worker] = gen;
+        }
     } else {
         idc = mem_calloc(a, IDC_SIZE, sizeof *idc);
     }

@@ -135,6 +135,7 @@ static const char *cg_literal_str(cg *g, const sp_expr *e)
 {
     uint32_t id = dict_intern(g->dict, e->s, e->slen);
     if (id == UINT32_MAX) return NULL;
+    dict_pin(g->dict, id); /* compiled into the kernel: never reclaimed */
     /* The string in a comment, made harmless for the comment. */
     char shown[32];
     size_t k = 0;

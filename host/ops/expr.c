@@ -1793,3 +1793,13 @@ out:
     expr_typed_free(a, t);
     return rc;
 }
+
+void expr_val_mark(const expr_val *v, sp_dict *dict)
+{
+    if (v->t >= SP_TYPE_COUNT) {
+        for (int i = 0; i < v->n; i++)
+            expr_val_mark(&v->u.items[i], dict);
+    } else if (v->t == SP_STR && v->u.s.id != UINT32_MAX) {
+        dict_mark(dict, v->u.s.id);
+    }
+}

@@ -156,5 +156,7 @@ int expr_val_push(const expr_val *v, sp_col *cols, sp_dict *dict);
 /** Appends v's leaves through an emitter (no sp_emit_end); SP_EUNSUPPORTED for options and
  *  lists. */
 int expr_val_emit(const expr_val *v, sp_emitter *em);
+/** dict_mark of every dictionary string (id != UINT32_MAX) inside v. */
+void expr_val_mark(const expr_val *v, sp_dict *dict);
 
 #endif

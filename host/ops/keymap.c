@@ -5,7 +5,15 @@
  * into one quiet NaN, so equal-comparing floats (and all NaNs) share an id. Words of id i live
  * at words[i*ncols], with their XXH3 hash in hashes[i]; the table holds id+1 (0 = empty) and
  * stays at most 5/8 full, doubling when it would not. Cost: O(ncols) per row expected;
- * memory 8*(ncols+1) bytes per key plus 8 bytes per table slot (4 per slot, load <= 5/8). */
+ * memory 8*(ncols+1) + 4 bytes per key plus 8 bytes per table slot (4 per slot, load <= 5/8).
+ *
+ * Reclaiming: ids are stable while a holder marks them. In a reclaim cycle (between batch
+ * times, core/reclaim.c) the holders of this map's ids mark them (keymap_mark), keymap_sweep
+ * frees the others: their ids go on a free stack that later new keys take first (so `size`,
+ * the dense id domain, follows the peak of live keys) and the table is rebuilt from the live
+ * ids. A map whose ids do not outlive a batch time is emptied instead (keymap_clear). A map
+ * with str key columns then marks the dictionary ids of its live keys (keymap_mark_dict),
+ * before the dictionary sweeps. */
 #include "ops/kreduce_int.h"
 
 #include <assert.h>
@@ -19,13 +27,21 @@ struct keymap {
     sp_type *types;
     uint64_t *words;  /* size*ncols key words, id order */
     uint64_t *hashes; /* size */
-    size_t kcap;      /* keys words/hashes have room for */
-    uint32_t size;
+    uint32_t *mark;   /* size: epoch of the last keymap_mark; KM_FREE for a free id */
+    size_t kcap;      /* keys words/hashes/mark have room for */
+    uint32_t size;    /* high-water mark of ids */
+    uint32_t live;
+    uint32_t epoch;
+    uint32_t live_after_sweep, added_since_sweep;
+    uint32_t *freeid; /* free ids below size, a stack (lowest on top) */
+    size_t nfree, fcap;
     uint32_t *table; /* id+1 per slot, 0 empty */
     size_t tcap;     /* power of two */
 };
 
 enum { KM_INIT_SLOTS = 64 };
+
+#define KM_FREE UINT32_MAX
 
 static int km_type_ok(sp_type t)
 {
@@ -50,6 +66,7 @@ int keymap_new(const sp_allocator *a, int ncols, const sp_type *types, keymap **
     }
     memcpy(km->types, types, (size_t)ncols * sizeof *types);
     km->tcap = KM_INIT_SLOTS;
+    km->epoch = 1;
     *out = km;
     return SP_OK;
 }
@@ -61,6 +78,8 @@ void keymap_free(keymap *km)
     mem_free(&a, km->types);
     mem_free(&a, km->words);
     mem_free(&a, km->hashes);
+    mem_free(&a, km->mark);
+    mem_free(&a, km->freeid);
     mem_free(&a, km->table);
     mem_free(&a, km);
 }
@@ -113,6 +132,7 @@ static int km_grow_table(keymap *km)
     uint32_t *t = mem_calloc(&km->alloc, ncap, sizeof *t);
     if (!t) return SP_ENOMEM;
     for (uint32_t id = 0; id < km->size; id++) {
+        if (km->mark[id] == KM_FREE) continue;
         size_t s = km->hashes[id] & (ncap - 1);
         while (t[s])
             s = (s + 1) & (ncap - 1);
@@ -133,6 +153,9 @@ static int km_grow_keys(keymap *km)
     uint64_t *h = mem_realloc(&km->alloc, km->hashes, ncap * sizeof *h);
     if (!h) return SP_ENOMEM;
     km->hashes = h;
+    uint32_t *m = mem_realloc(&km->alloc, km->mark, ncap * sizeof *m);
+    if (!m) return SP_ENOMEM;
+    km->mark = m;
     km->kcap = ncap;
     return SP_OK;
 }
@@ -152,15 +175,22 @@ static int km_lookup(keymap *km, const uint64_t *w, uint32_t *id, sp_diag *d)
         }
         s = (s + 1) & mask;
     }
-    SP_CHECK(d, km->size < UINT32_MAX - 1, SP_ENOMEM, "keymap: more than 2^32-2 keys");
-    if (km->size == km->kcap && km_grow_keys(km))
-        return diag_set(d, SP_ENOMEM, "keymap: growing to %u keys", km->size + 1);
-    uint32_t nid = km->size;
+    uint32_t nid;
+    if (km->nfree) {
+        nid = km->freeid[--km->nfree];
+    } else {
+        SP_CHECK(d, km->size < UINT32_MAX - 1, SP_ENOMEM, "keymap: more than 2^32-2 keys");
+        if (km->size == km->kcap && km_grow_keys(km))
+            return diag_set(d, SP_ENOMEM, "keymap: growing to %u keys", km->size + 1);
+        nid = km->size++;
+    }
     memcpy(km->words + (size_t)nid * km->ncols, w, bytes);
     km->hashes[nid] = h;
+    km->mark[nid] = km->epoch - 1; /* unmarked */
     km->table[s] = nid + 1;
-    km->size++;
-    if ((size_t)km->size * 8 > km->tcap * 5 && km_grow_table(km))
+    km->live++;
+    km->added_since_sweep++;
+    if ((size_t)km->live * 8 > km->tcap * 5 && km_grow_table(km))
         return diag_set(d, SP_ENOMEM, "keymap: growing the table past %zu slots", km->tcap);
     *id = nid;
     return SP_OK;
@@ -197,7 +227,7 @@ int keymap_ids(keymap *km, const sp_col *const *cols, size_t first, size_t n, ui
 
 int keymap_push_key(const keymap *km, uint32_t id, sp_col *const *cols)
 {
-    if (!km || !cols || id >= km->size) return SP_EINVAL;
+    if (!km || !cols || id >= km->size || km->mark[id] == KM_FREE) return SP_EINVAL;
     const uint64_t *w = km->words + (size_t)id * km->ncols;
     for (int c = 0; c < km->ncols; c++) {
         int rc;
@@ -218,4 +248,112 @@ int keymap_push_key(const keymap *km, uint32_t id, sp_col *const *cols)
         if (rc) return rc;
     }
     return SP_OK;
+}
+
+/* ------------------------------------------------------------------------------- reclaim */
+
+uint32_t keymap_live(const keymap *km)
+{
+    return km ? km->live : 0;
+}
+
+int keymap_sweep_due(const keymap *km, uint32_t min_new)
+{
+    if (!km) return 0;
+    uint32_t want = km->live_after_sweep > min_new ? km->live_after_sweep : min_new;
+    return km->added_since_sweep >= want;
+}
+
+void keymap_mark_begin(keymap *km)
+{
+    if (!km) return;
+    if (++km->epoch == KM_FREE) km->epoch = 1;
+}
+
+void keymap_mark(keymap *km, uint32_t id)
+{
+    if (km && id < km->size && km->mark[id] != KM_FREE) km->mark[id] = km->epoch;
+}
+
+/* Rebuilds the table from the live ids at a capacity that keeps the load <= 5/8 (and, after
+ * a sweep, lets the table shrink with the live set). */
+static void km_rebuild(keymap *km)
+{
+    size_t cap = KM_INIT_SLOTS;
+    while ((size_t)km->live * 8 > cap * 5 / 2)
+        cap *= 2;
+    uint32_t *t = cap == km->tcap ? km->table : mem_calloc(&km->alloc, cap, sizeof *t);
+    if (!t) { /* the table in place: the live keys fit, they only shrank */
+        t = km->table;
+        cap = km->tcap;
+    }
+    if (t == km->table) memset(t, 0, cap * sizeof *t);
+    for (uint32_t id = 0; id < km->size; id++) {
+        if (km->mark[id] == KM_FREE) continue;
+        size_t s = km->hashes[id] & (cap - 1);
+        while (t[s])
+            s = (s + 1) & (cap - 1);
+        t[s] = id + 1;
+    }
+    if (t != km->table) mem_free(&km->alloc, km->table);
+    km->table = t;
+    km->tcap = cap;
+}
+
+int keymap_sweep(keymap *km, uint32_t *freed)
+{
+    if (freed) *freed = 0;
+    if (!km) return SP_OK;
+    if (km->fcap < km->size) {
+        size_t cap = km->fcap ? km->fcap : 64;
+        while (cap < km->size)
+            cap *= 2;
+        uint32_t *f = mem_realloc(&km->alloc, km->freeid, cap * sizeof *f);
+        if (!f) return SP_ENOMEM; /* nothing freed; the map stays valid */
+        km->freeid = f;
+        km->fcap = cap;
+    }
+    uint32_t n = 0, top = km->size;
+    km->nfree = 0;
+    for (uint32_t id = km->size; id-- > 0;) {
+        if (km->mark[id] != KM_FREE && km->mark[id] != km->epoch) {
+            km->mark[id] = KM_FREE;
+            km->live--;
+            n++;
+        }
+        if (km->mark[id] == KM_FREE) {
+            if (id + 1 == top)
+                top = id;
+            else
+                km->freeid[km->nfree++] = id;
+        }
+    }
+    km->size = top;
+    km->live_after_sweep = km->live;
+    km->added_since_sweep = 0;
+    if (freed) *freed = n;
+    if (n) km_rebuild(km);
+    return SP_OK;
+}
+
+void keymap_clear(keymap *km)
+{
+    if (!km) return;
+    km->size = 0;
+    km->live = 0;
+    km->nfree = 0;
+    km->live_after_sweep = 0;
+    km->added_since_sweep = 0;
+    memset(km->table, 0, km->tcap * sizeof *km->table);
+}
+
+void keymap_mark_dict(const keymap *km, sp_dict *dict)
+{
+    if (!km) return;
+    for (int c = 0; c < km->ncols; c++) {
+        if (km->types[c] != SP_STR) continue;
+        for (uint32_t id = 0; id < km->size; id++)
+            if (km->mark[id] != KM_FREE)
+                dict_mark(dict, (uint32_t)km->words[(size_t)id * km->ncols + c]);
+    }
 }

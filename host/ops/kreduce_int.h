@@ -52,7 +52,8 @@ void kreduce_set_dense_limit(sp_dev *dev, size_t max_dense_keys);
 /* ----------------------------------------------------------------------------------- keymap */
 
 /** A stream-lifetime map from key rows (one or more columns of any scalar type) to dense ids
- *  0..size-1 in first-seen order, like the string dictionary is for strings. Used for integer
+ *  0..size-1 (new keys take freed ids first, else the next one), like the string dictionary
+ *  is for strings. Used for integer
  *  keys and composite keys (countByValue of tuples). Hashing with XXH3. Not thread-safe:
  *  one writer (the driver) at a time. */
 typedef struct keymap keymap;
@@ -66,6 +67,21 @@ uint32_t keymap_size(const keymap *km);
 int keymap_ncols(const keymap *km);
 /** Appends the key of `id` to the columns (one value per key column). */
 int keymap_push_key(const keymap *km, uint32_t id, sp_col *const *cols);
+/* Reclaiming (keymap.c's header comment): on the driver between batch times. */
+/** Keys in use (keymap_size is the high-water mark of ids, the dense id domain). */
+uint32_t keymap_live(const keymap *km);
+/** 1 when at least max(min_new, live keys after the last sweep) keys were added since. */
+int keymap_sweep_due(const keymap *km, uint32_t min_new);
+/** Starts a mark epoch; the holders of ids then keymap_mark them; then keymap_sweep. */
+void keymap_mark_begin(keymap *km);
+void keymap_mark(keymap *km, uint32_t id);
+/** Frees the ids not marked since keymap_mark_begin (reused by later keys); *freed gets their
+ *  number. O(size). SP_ENOMEM leaves the map as it was. */
+int keymap_sweep(keymap *km, uint32_t *freed);
+/** Forgets every key (for maps whose ids do not outlive a batch time). */
+void keymap_clear(keymap *km);
+/** dict_mark of the str key words of every live key. */
+void keymap_mark_dict(const keymap *km, sp_dict *dict);
 
 /* --------------------------------------------------------------------------- batch level */
 
@@ -75,7 +91,7 @@ int keymap_push_key(const keymap *km, uint32_t id, sp_col *const *cols);
  *  kagg_acc_type, AVG as f64 sum/count, COUNT as i64), one row per present key, in id order.
  *  Key columns of type str (ENC_DICT) use dictionary ids directly when nkey == 1; every other
  *  key goes through km (must be non-NULL then; it lives as long as the stream). */
-int keyed_aggregate(sp_dev *dev, batch_env *env, keymap *km, const sp_batch *in, int nkey,
-                    int vcol, sp_agg agg, const sp_td *out_td, sp_batch **out, sp_diag *d);
+int keyed_aggregate(sp_dev *dev, batch_env *env, keymap *km, const sp_batch *in, int nkey, int vcol,
+                    sp_agg agg, const sp_td *out_td, sp_batch **out, sp_diag *d);
 
 #endif

@@ -361,3 +361,24 @@ void lpanes_stats_get(const lpanes *p, lpanes_stats *st)
         e += q->P.n + (q->F ? q->F->n : 0);
     st->entries = e;
 }
+
+static void lp_list_mark(const lp_list *l, void (*mark)(void *ud, uint32_t id), void *ud,
+                         sp_dict *dict)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (mark) mark(ud, l->id[i]);
+        expr_val_mark(&l->v[i], dict);
+    }
+}
+
+void lpanes_mark(const lpanes *p, void (*mark)(void *ud, uint32_t id), void *ud, sp_dict *dict)
+{
+    if (!p) return;
+    lp_list_mark(&p->open, mark, ud, dict);
+    lp_list_mark(&p->back, mark, ud, dict);
+    if (p->view) lp_list_mark(p->view, mark, ud, dict);
+    for (const lp_pane *q = p->head; q; q = q->next) {
+        lp_list_mark(&q->P, mark, ud, dict);
+        if (q->F) lp_list_mark(q->F, mark, ud, dict);
+    }
+}

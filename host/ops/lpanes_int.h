@@ -60,4 +60,10 @@ typedef struct lpanes_stats {
 } lpanes_stats;
 void lpanes_stats_get(const lpanes *p, lpanes_stats *st);
 
+/** Calls mark(ud, id) for every key id the panes keep past a batch time (the open pane,
+ *  retained panes, their front aggregates, the back aggregate and the view) and dict_marks the
+ *  dictionary strings inside their values: for a reclaim cycle. mark NULL: keys are not ids
+ *  (reduceByWindow). */
+void lpanes_mark(const lpanes *p, void (*mark)(void *ud, uint32_t id), void *ud, sp_dict *dict);
+
 #endif

@@ -932,3 +932,10 @@ int panes_remove(panes *p, const uint32_t *slots, size_t n, sp_diag *d)
     }
     return SP_OK;
 }
+
+void panes_mark(const panes *p, void (*mark)(void *ud, uint32_t id), void *ud)
+{
+    if (!p) return;
+    for (uint32_t s = 0; s < p->nslots; s++)
+        if (p->slot2id[s] != PN_NONE) mark(ud, p->slot2id[s]);
+}

@@ -104,5 +104,8 @@ typedef struct panes_stats {
     size_t dense;   /* dense aggregates held (window, result, two-stacks fronts and pool) */
 } panes_stats;
 void panes_stats_get(const panes *p, panes_stats *st);
+/** Calls mark(ud, id) for the key id of every slot in use (retained panes, the open pane, the
+ *  window state): the ids the panes keep past a batch time, for a reclaim cycle. */
+void panes_mark(const panes *p, void (*mark)(void *ud, uint32_t id), void *ud);
 
 #endif
