@@ -592,6 +592,38 @@ static void test_event_time_batches(void **state)
     sp_context_free(ctx);
 }
 
+/* A foreachRDD that asks its context to stop at the stop_at-th batch and fails the job if
+ * another batch runs after that. */
+typedef struct stopper {
+    sp_context *ctx;
+    int n, stop_at;
+} stopper;
+
+static int on_batch_stop(void *ud, const sp_batch *b)
+{
+    (void)b;
+    stopper *st = ud;
+    if (++st->n > st->stop_at) return -1;
+    if (st->n == st->stop_at) sp_context_stop(st->ctx);
+    return 0;
+}
+
+static void test_event_time_stop(void **state)
+{
+    (void)state;
+    /* The second arrival moves the watermark 11.6 days on: a million empty batches are due at
+     * once. A stop request is honoured between any two of them. */
+    const char *q = write_tmp("qevstop.jsonl", "[[1000,\"a\"]]\n[[1000000000,\"b\"]]\n");
+    sp_context *ctx = new_ctx(0);
+    stopper st = {ctx, 0, 5};
+    sp_stream *ev = sp_stream_event_time(sp_queue_stream(ctx, q, "(ts,str)"), 0, 0);
+    assert_int_equal(sp_stream_foreach_rdd(ev, on_batch_stop, &st), SP_OK);
+    assert_int_equal(sp_context_run(ctx), SP_OK);
+    assert_int_equal(st.n, 5);
+    assert_int_equal(sp_context_batches(ctx), 5);
+    sp_context_free(ctx);
+}
+
 static void test_explain(void **state)
 {
     (void)state;
@@ -663,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_device_out_of_memory),
         cmocka_unit_test(test_save_as_text_files_job),
         cmocka_unit_test(test_event_time_batches),
+        cmocka_unit_test(test_event_time_stop),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_reduce_by_key_tuple_monoids),
     };

@@ -12,12 +12,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sp_context *g_running; /* the one context the signal handler may stop */
+static sp_context *volatile g_running;     /* the one context the signal handler may stop */
+static volatile sig_atomic_t g_stop_asked; /* a SIGINT/SIGTERM came, maybe before the run */
 
+/* The first SIGINT/SIGTERM asks the running job to stop after its current batch (the handler
+ * is installed with SA_RESETHAND, so a second one kills the process). */
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_running) sp_context_stop(g_running);
+    g_stop_asked = 1;
+    sp_context *ctx = g_running;
+    if (ctx) sp_context_stop(ctx);
+}
+
+/* Runs ctx as the signal handler's job; a stop asked for before the run began is honoured. */
+static int run_stoppable(sp_context *ctx)
+{
+    g_running = ctx;
+    if (g_stop_asked) sp_context_stop(ctx);
+    int rc = sp_context_run(ctx);
+    g_running = NULL;
+    return rc;
 }
 
 static void usage(FILE *f)
@@ -202,9 +217,7 @@ static int wordcount(cli *c)
     sp_stream *counts = pairs ? sp_stream_reduce_by_key_agg(pairs, SP_AGG_SUM) : NULL;
     rc = counts ? sp_stream_print(counts, c->print_n) : -1;
     if (rc == SP_OK) {
-        g_running = ctx;
-        rc = sp_context_run(ctx);
-        g_running = NULL;
+        rc = run_stoppable(ctx);
     }
     int status = 0;
     if (rc != SP_OK) {
@@ -290,9 +303,7 @@ static int run_script(cli *c, int explain)
         script_explain(sc, stdout);
         rc = sp_context_explain(ctx, stdout);
     } else {
-        g_running = ctx;
-        rc = sp_context_run(ctx);
-        g_running = NULL;
+        rc = run_stoppable(ctx);
     }
     if (rc) {
         const char *m = script_runtime_error(sc);
@@ -314,6 +325,7 @@ int main(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if (!c.cmd || !strcmp(c.cmd, "help")) {

@@ -226,7 +226,10 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
         int done = all_sources_done(ctx);
         int64_t t;
         int stop = 0;
-        while (!rc && eventtime_next_due(ev, done, ctx->cfg.max_batches > 0, &t)) {
+        /* A stop request is honoured between any two event-time batches: one arrival batch
+         * can make many batches due (a gap in the timestamps is a run of empty batches). */
+        while (!rc && !atomic_load(&ctx->stop) &&
+               eventtime_next_due(ev, done, ctx->cfg.max_batches > 0, &t)) {
             batch_metrics m = {++k, t, 0, 0, 0, 0, 0, 0};
             rc = tick_stateful(ctx, t, 1, d);
             if (!rc) rc = run_outputs(ctx, t, &m.records_out, d);
