@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hostile input at run time: a gap of months in the timestamps (SIGTERM still stops the run
-# between two batches).
+# between two batches), wild timestamps (rejected with file:line beyond the event-time horizon).
 set -uo pipefail
 spate=$1
 tmp=$(mktemp -d)
@@ -41,5 +41,59 @@ head -4 "$tmp/gap.out" | grep -qx 1 || fail "the first batch should count 1: $(h
   || fail "print's output does not end with a whole batch: $(tail -3 "$tmp/gap.out")"
 n=$(grep -c '^Time: ' "$tmp/gap.out")
 [ "$n" -gt 1 ] && [ "$n" -lt 15000000 ] || fail "expected some empty batches before the stop, got $n"
+
+# A record dated 9999 among records of 2024 is beyond the default horizon (8760h): rejected
+# with its file and line, and the job emits the three minutes of 2024 only. Rejects found
+# after a line that does not parse still name their own line (6 here).
+{
+  logline 10/Mar/2024:08:00:02 /a
+  echo "garbage"
+  logline 10/Mar/9999:08:00:02 /y9999
+  logline 10/Mar/2024:08:02:10 /b
+  echo "more garbage"
+  logline 10/Mar/2024:08:00:30 /late
+} > "$tmp/far.log"
+job='batch 1m eventTime(time)
+textFile(arg("log")).parse("combined").count().print()'
+"$spate" run -e "$job" --arg "log=$tmp/far.log" --batch-lines 2 --rejects "$tmp/far.rej" \
+  > "$tmp/far.out" 2> "$tmp/far.err" &
+pid=$!
+watchdog $pid
+wait $pid; rc=$?
+unwatch
+[ $rc -eq 0 ] || fail "the year-9999 job exited $rc: $(head -5 "$tmp/far.err")"
+[ "$(grep -c '^Time: ' "$tmp/far.out")" -eq 3 ] || fail "expected 3 batches: $(head -20 "$tmp/far.out")"
+[ "$(wc -l < "$tmp/far.rej")" -eq 4 ] || fail "expected 4 rejects: $(cat "$tmp/far.rej")"
+sed -n 1p "$tmp/far.rej" | grep -qF "$tmp/far.log:2: parse(combined): " || fail "line 2: $(cat "$tmp/far.rej")"
+sed -n 2p "$tmp/far.rej" | grep -qF "$tmp/far.log:3: eventTime: timestamp more than 8760h from \
+the watermark (the event-time horizon): (10.0.0.1,-,-,253376668802000,GET,/y9999," \
+  || fail "line 3 should be beyond the horizon: $(cat "$tmp/far.rej")"
+sed -n 3p "$tmp/far.rej" | grep -qF "$tmp/far.log:5: parse(combined): " || fail "line 5: $(cat "$tmp/far.rej")"
+sed -n 4p "$tmp/far.rej" | grep -qF "$tmp/far.log:6: eventTime: late record: its batch was already \
+emitted: (10.0.0.1,-,-,1710057630000,GET,/late," || fail "line 6 should be late: $(cat "$tmp/far.rej")"
+
+# The horizon in a script (horizon 1h) and on the command line (--horizon, which wins).
+{ logline 10/Mar/2024:08:00:02 /a; logline 10/Mar/2024:10:00:03 /b; } > "$tmp/h.log"
+job='batch 1m eventTime(time)
+horizon 1h
+textFile(arg("log")).parse("combined").count().print()'
+"$spate" run -e "$job" --arg "log=$tmp/h.log" --rejects "$tmp/h.rej" > "$tmp/h.out" 2> "$tmp/h.err" \
+  || fail "horizon 1h: $(head -5 "$tmp/h.err")"
+[ "$(grep -c '^Time: ' "$tmp/h.out")" -eq 1 ] || fail "horizon 1h: expected 1 batch"
+grep -qF "$tmp/h.log:2: eventTime: timestamp more than 1h from the watermark" "$tmp/h.rej" \
+  || fail "horizon 1h: the record 2 h later should be rejected: $(cat "$tmp/h.rej")"
+"$spate" run -e "$job" --arg "log=$tmp/h.log" --horizon 3h --rejects "$tmp/h3.rej" > "$tmp/h.out" \
+  2> "$tmp/h.err" || fail "--horizon 3h: $(head -5 "$tmp/h.err")"
+[ "$(grep -c '^Time: ' "$tmp/h.out")" -eq 121 ] || fail "--horizon 3h: expected 121 batches"
+[ ! -s "$tmp/h3.rej" ] || fail "--horizon 3h: nothing should be rejected: $(cat "$tmp/h3.rej")"
+"$spate" run -e 'horizon 2m
+textFile("x").print()' > /dev/null 2> "$tmp/e"; rc=$?
+[ $rc -eq 2 ] && grep -q -- '-e:1:1: horizon needs event time' "$tmp/e" \
+  || fail "horizon without event time: exit $rc: $(cat "$tmp/e")"
+for bad in 0 5x -1h ""; do
+  "$spate" run -e "$job" --horizon "$bad" > /dev/null 2> "$tmp/e"; rc=$?
+  [ $rc -eq 2 ] && grep -q -- '--horizon needs a positive duration' "$tmp/e" \
+    || fail "--horizon '$bad': exit $rc: $(cat "$tmp/e")"
+done
 
 echo "ok"

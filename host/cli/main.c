@@ -58,6 +58,9 @@ static void usage(FILE *f)
           "  --on-error fail|skip  a row whose lambda fails: fail the job (default) or skip it\n"
           "  --rejects FILE        rejected input: lines that do not parse, late records, and\n"
           "                        rows skipped with --on-error skip\n"
+          "  --horizon DURATION    event time: reject records further than this from the\n"
+          "                        watermark (default 8760h; 500ms, 30s, 2m, 8760h; overrides\n"
+          "                        the script's horizon statement)\n"
           "  --arg NAME=VALUE      the value of arg(\"NAME\", ...) in a job script (repeatable)\n",
           f);
 }
@@ -71,6 +74,7 @@ typedef struct cli {
     const char *args[64];    /* --arg NAME=VALUE */
     int nargs;
     int batch_lines_set;
+    int horizon_set;
 } cli;
 
 static int parse_long(const char *opt, const char *v, long long lo, long long *out)
@@ -83,6 +87,26 @@ static int parse_long(const char *opt, const char *v, long long lo, long long *o
     }
     *out = x;
     return 0;
+}
+
+/* A duration as job scripts write it: digits then ms, s, m or h (no unit: ms); > 0. */
+static int parse_duration(const char *opt, const char *v, int64_t *out)
+{
+    static const struct {
+        const char *unit;
+        long long ms;
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (v && end != v && x > 0)
+        for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+            if (!strcmp(end, units[i].unit) && x <= INT64_MAX / units[i].ms) {
+                *out = (int64_t)(x * units[i].ms);
+                return 0;
+            }
+    fprintf(stderr, "spate: %s needs a positive duration (500ms, 30s, 2m, 8760h), got '%s'\n", opt,
+            v ? v : "");
+    return -1;
 }
 
 static int parse_args(int argc, char **argv, cli *c)
@@ -145,6 +169,10 @@ static int parse_args(int argc, char **argv, cli *c)
             i++;
         } else if (!strcmp(a, "--rejects") && v) {
             c->cfg.rejects_path = v;
+            i++;
+        } else if (!strcmp(a, "--horizon")) {
+            if (parse_duration(a, v, &c->cfg.event_horizon_ms)) return -1;
+            c->horizon_set = 1;
             i++;
         } else if (!strcmp(a, "--no-kernel-cache")) {
             c->cfg.kernel_cache = 0;
@@ -291,6 +319,7 @@ static int run_script(cli *c, int explain)
      * otherwise a file is one batch (the batch-clock scripts' Spark-like behaviour). */
     if (!c->batch_lines_set) c->cfg.batch_lines = script_event_time(sc) ? 65536 : 0;
     if (script_batch_ms(sc) > 0) c->cfg.batch_ms = script_batch_ms(sc);
+    if (!c->horizon_set) c->cfg.event_horizon_ms = script_horizon_ms(sc);
     script_set_skip(sc, c->cfg.on_error_skip);
     if ((rc = sp_context_new(&c->cfg, &ctx))) {
         fprintf(stderr, "spate: %s\n", sp_strerror(rc));

@@ -147,6 +147,12 @@ int ctx_reject(sp_context *ctx, const char *origin, int64_t line, const char *re
 uint64_t ctx_rejects_take(sp_context *ctx);
 void ctx_rejects_close(sp_context *ctx);
 
+/* parse_node.c */
+/** File and 1-based line of row `row` of stream s's batch at time t, when s is a text source
+ *  (textFile, textFileStream) or a parse node over one that produced that batch: 0, or -1 when
+ *  unknown. Cost: a binary search per parse node and over the source's runs. */
+int stream_line_origin(const sp_stream *s, int64_t t, size_t row, const char **file, int64_t *line);
+
 /* eventtime.c */
 int stream_is_event_time(const sp_stream *s);
 /** Files the rows of an arrival batch into event-time buckets (late ones are rejected). */

@@ -110,6 +110,9 @@ typedef struct sp_config {
     int on_error_skip;         /**< 1: rows whose lambda fails at run time go to the rejects
                                     output instead of failing the job (--on-error skip) */
     const char *rejects_path;  /**< rejected input lines / rows, one per line, or NULL */
+    int64_t event_horizon_ms;  /**< event time: a record further than this from the watermark
+                                    (either way) is rejected; the first record anchors it.
+                                    0: the default, 365 days (--horizon) */
     const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
     const char *topology_xml;       /**< hwloc XML topology file (tests), or NULL */
     FILE *out;                      /**< print() destination (default stdout) */
@@ -344,7 +347,10 @@ sp_stream *sp_stream_update_state_by_key_expr(sp_stream *s, const char *state_ty
  *  `ts_col` (a flattened column of type ts or i64, epoch ms) lies in [T - interval, T), T a
  *  multiple of the batch interval. A batch is emitted once the watermark (the largest
  *  timestamp seen minus watermark_ms) reaches T, or when the input ends; records of a batch
- *  already emitted are late: counted and routed to the rejects output. Everything downstream
+ *  already emitted are late: counted and routed to the rejects output. So are records stamped
+ *  outside years 1 to 9999 or further than sp_config.event_horizon_ms from the watermark (the
+ *  first record anchors it): a wild timestamp cannot make the job emit years of empty batches.
+ *  Rejects carry FILE:LINE when the records come from a text file. Everything downstream
  *  (windows, print times) follows event time, so a replay gives the same batches however fast
  *  it is read. One per job; every output must be downstream of it. */
 sp_stream *sp_stream_event_time(sp_stream *s, int ts_col, int64_t watermark_ms);
