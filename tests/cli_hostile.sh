@@ -82,10 +82,12 @@ textFile(arg("log")).parse("combined").count().print()'
 [ "$(grep -c '^Time: ' "$tmp/h.out")" -eq 1 ] || fail "horizon 1h: expected 1 batch"
 grep -qF "$tmp/h.log:2: eventTime: timestamp more than 1h from the watermark" "$tmp/h.rej" \
   || fail "horizon 1h: the record 2 h later should be rejected: $(cat "$tmp/h.rej")"
-"$spate" run -e "$job" --arg "log=$tmp/h.log" --horizon 3h --rejects "$tmp/h3.rej" > "$tmp/h.out" \
+"$spate" run -e "$job" --arg "log=$tmp/h.log" --horizon 3h --rejects "$tmp/h.rej" > "$tmp/h.out" \
   2> "$tmp/h.err" || fail "--horizon 3h: $(head -5 "$tmp/h.err")"
 [ "$(grep -c '^Time: ' "$tmp/h.out")" -eq 121 ] || fail "--horizon 3h: expected 121 batches"
-[ ! -s "$tmp/h3.rej" ] || fail "--horizon 3h: nothing should be rejected: $(cat "$tmp/h3.rej")"
+# (the same --rejects file: a clean run truncates it, it does not keep the last run's rejects)
+[ -f "$tmp/h.rej" ] && [ ! -s "$tmp/h.rej" ] \
+  || fail "--horizon 3h: nothing should be rejected: $(cat "$tmp/h.rej")"
 "$spate" run -e 'horizon 2m
 textFile("x").print()' > /dev/null 2> "$tmp/e"; rc=$?
 [ $rc -eq 2 ] && grep -q -- '-e:1:1: horizon needs event time' "$tmp/e" \
@@ -95,5 +97,17 @@ for bad in 0 5x -1h ""; do
   [ $rc -eq 2 ] && grep -q -- '--horizon needs a positive duration' "$tmp/e" \
     || fail "--horizon '$bad': exit $rc: $(cat "$tmp/e")"
 done
+
+# --rejects FILE is created at the start even when nothing is rejected; one that cannot be
+# opened fails the run before the first batch, naming it.
+rm -f "$tmp/clean.rej"
+"$spate" run -e 'textFile(arg("log")).count().print()' --arg "log=$tmp/h.log" \
+  --rejects "$tmp/clean.rej" > /dev/null 2> "$tmp/e" || fail "clean run: $(cat "$tmp/e")"
+[ -f "$tmp/clean.rej" ] && [ ! -s "$tmp/clean.rej" ] || fail "a clean run should leave an empty rejects file"
+"$spate" run -e 'textFile(arg("log")).count().print()' --arg "log=$tmp/h.log" \
+  --rejects "$tmp/nodir/r.txt" > "$tmp/o" 2> "$tmp/e"; rc=$?
+[ $rc -eq 1 ] && grep -qF "$tmp/nodir/r.txt: cannot open the rejects file" "$tmp/e" \
+  || fail "unopenable rejects file: exit $rc: $(cat "$tmp/e")"
+[ ! -s "$tmp/o" ] || fail "no batch should run without its rejects file"
 
 echo "ok"

@@ -274,6 +274,7 @@ int sp_context_run(sp_context *ctx)
         if (!ctx->metrics)
             return ctx_fail(ctx, SP_EIO, "%s: cannot open metrics file", ctx->cfg.metrics_path);
     }
+    if ((rc = ctx_rejects_open(ctx))) return rc;
     ctx->status_tty =
         ctx->cfg.status_line == 1 || (ctx->cfg.status_line < 0 && isatty(fileno(ctx->cfg.log)));
 
