@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Hostile input at run time: a gap of months in the timestamps (SIGTERM still stops the run
-# between two batches), wild timestamps (rejected with file:line beyond the event-time horizon).
+# between two batches), wild timestamps (rejected with file:line beyond the event-time horizon),
+# lines without an end (socket, stdin, files: rejected past --line-max, the rest flows on), and
+# the rejects file of a clean run.
 set -uo pipefail
 spate=$1
 tmp=$(mktemp -d)
@@ -109,5 +111,52 @@ rm -f "$tmp/clean.rej"
 [ $rc -eq 1 ] && grep -qF "$tmp/nodir/r.txt: cannot open the rejects file" "$tmp/e" \
   || fail "unopenable rejects file: exit $rc: $(cat "$tmp/e")"
 [ ! -s "$tmp/o" ] || fail "no batch should run without its rejects file"
+
+# Lines longer than the cap (default 1 MiB; --line-max) are rejected with their place and first
+# bytes, from a socket, stdin and a file alike; the lines after them flow on.
+sum_counts() { grep -v -e '^-' -e '^Time: ' -e '^$' "$1" | awk '{ s += $1 } END { print s + 0 }'; }
+python3 - "$tmp/port" << 'PY' &
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.settimeout(30)
+c, _ = s.accept()
+c.sendall(b"GET /a\n" + b"x" * (3 << 20) + b"\nGET /b\n")
+c.close()
+PY
+srv=$!
+for _ in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+port=$(cat "$tmp/port")
+"$spate" run -e "socketTextStream(\"127.0.0.1\", $port).count().print()" --batch 200 \
+  --rejects "$tmp/sock.rej" > "$tmp/sock.out" 2> "$tmp/sock.err" &
+pid=$!
+watchdog $pid
+wait $pid; rc=$?
+unwatch
+wait $srv
+[ $rc -eq 0 ] || fail "socket job exited $rc: $(head -5 "$tmp/sock.err")"
+[ "$(sum_counts "$tmp/sock.out")" = 2 ] || fail "the socket job should count 2 lines: $(cat "$tmp/sock.out")"
+x64=$(printf 'x%.0s' $(seq 1 64))
+[ "$(cat "$tmp/sock.rej")" = "127.0.0.1:$port:2: socketTextStream: line longer than 1048576 bytes \
+(dropped): $x64" ] || fail "socket reject: $(cut -c1-200 "$tmp/sock.rej")"
+
+long=$(printf '%0300d' 0)
+printf 'a\n%s\nb\n%s' "$long" "$long" | "$spate" run -e 'stdin().count().print()' --line-max 100 \
+  --rejects "$tmp/in.rej" > "$tmp/in.out" 2> "$tmp/in.err" || fail "stdin job: $(head -5 "$tmp/in.err")"
+[ "$(sum_counts "$tmp/in.out")" = 2 ] || fail "the stdin job should count 2 lines: $(cat "$tmp/in.out")"
+[ "$(cut -d: -f1-3 "$tmp/in.rej" | tr '\n' ' ')" = "stdin:2: fdStream stdin:4: fdStream " ] \
+  || fail "stdin rejects: $(cat "$tmp/in.rej")"
+printf 'a\n%s\nb\n' "$long" > "$tmp/long.txt"
+"$spate" run -e 'textFile(arg("f")).count().print()' --arg "f=$tmp/long.txt" --line-max 100 \
+  --rejects "$tmp/f.rej" > "$tmp/f.out" 2> "$tmp/f.err" || fail "file job: $(head -5 "$tmp/f.err")"
+[ "$(sum_counts "$tmp/f.out")" = 2 ] || fail "the file job should count 2 lines: $(cat "$tmp/f.out")"
+grep -qxF "$tmp/long.txt:2: textFile: line longer than 100 bytes (dropped): ${long:0:64}" "$tmp/f.rej" \
+  || fail "file reject: $(cat "$tmp/f.rej")"
+"$spate" run -e 'stdin().count().print()' --line-max 0 < /dev/null > /dev/null 2> "$tmp/e"
+[ $? -eq 2 ] || fail "--line-max 0 should exit 2"
 
 echo "ok"

@@ -58,6 +58,8 @@ static void usage(FILE *f)
           "  --on-error fail|skip  a row whose lambda fails: fail the job (default) or skip it\n"
           "  --rejects FILE        rejected input: lines that do not parse, late records, and\n"
           "                        rows skipped with --on-error skip\n"
+          "  --line-max BYTES      longest input line kept (default 1048576); longer lines are\n"
+          "                        rejected with their place and first bytes\n"
           "  --horizon DURATION    event time: reject records further than this from the\n"
           "                        watermark (default 8760h; 500ms, 30s, 2m, 8760h; overrides\n"
           "                        the script's horizon statement)\n"
@@ -169,6 +171,10 @@ static int parse_args(int argc, char **argv, cli *c)
             i++;
         } else if (!strcmp(a, "--rejects") && v) {
             c->cfg.rejects_path = v;
+            i++;
+        } else if (!strcmp(a, "--line-max")) {
+            if (parse_long(a, v, 1, &x)) return -1;
+            c->cfg.line_max = (size_t)x;
             i++;
         } else if (!strcmp(a, "--horizon")) {
             if (parse_duration(a, v, &c->cfg.event_horizon_ms)) return -1;

@@ -146,6 +146,9 @@ int ctx_reject(sp_context *ctx, const char *origin, int64_t line, const char *re
 /** Creates or truncates the rejects file (sp_config.rejects_path) if it is not open yet;
  *  SP_EIO in the context's diag naming it. Done when the run starts. */
 int ctx_rejects_open(sp_context *ctx);
+/** ctx_reject as a source's reject hook (source_reject_fn; ud is the context). */
+int ctx_source_reject(void *ctx, const char *origin, int64_t line, const char *reason,
+                      const char *text, size_t len, sp_diag *d);
 /** Rejects since the last call (per-batch count for metrics). */
 uint64_t ctx_rejects_take(sp_context *ctx);
 void ctx_rejects_close(sp_context *ctx);

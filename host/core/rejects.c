@@ -69,6 +69,12 @@ int ctx_rejects_open(sp_context *ctx)
     return SP_OK;
 }
 
+int ctx_source_reject(void *ctx, const char *origin, int64_t line, const char *reason,
+                      const char *text, size_t len, sp_diag *d)
+{
+    return ctx_reject(ctx, origin, line, reason, text, len, d);
+}
+
 uint64_t ctx_rejects_take(sp_context *ctx)
 {
     return atomic_exchange(&ctx->rejects_batch, 0);

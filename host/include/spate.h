@@ -110,6 +110,10 @@ typedef struct sp_config {
     int on_error_skip;         /**< 1: rows whose lambda fails at run time go to the rejects
                                     output instead of failing the job (--on-error skip) */
     const char *rejects_path;  /**< rejected input lines / rows, one per line, or NULL */
+    size_t line_max;           /**< text sources (textFile, textFileStream, stdin, sockets): a
+                                    longer line (bytes, without its newline) is dropped and
+                                    rejected with its place and first bytes. 0: the default,
+                                    1 MiB (--line-max) */
     int64_t event_horizon_ms;  /**< event time: a record further than this from the watermark
                                     (either way) is rejected; the first record anchors it.
                                     0: the default, 365 days (--horizon) */
