@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hostile input at run time: a gap of months in the timestamps (SIGTERM still stops the run
-# between two batches), wild timestamps (rejected with file:line beyond the event-time horizon),
+# between two batches, and while a batch waits for a silent stdin), wild timestamps (rejected with file:line beyond the event-time horizon),
 # lines without an end (socket, stdin, files: rejected past --line-max, the rest flows on), and
 # the rejects file of a clean run.
 set -uo pipefail
@@ -43,6 +43,29 @@ head -4 "$tmp/gap.out" | grep -qx 1 || fail "the first batch should count 1: $(h
   || fail "print's output does not end with a whole batch: $(tail -3 "$tmp/gap.out")"
 n=$(grep -c '^Time: ' "$tmp/gap.out")
 [ "$n" -gt 1 ] && [ "$n" -lt 15000000 ] || fail "expected some empty batches before the stop, got $n"
+
+# SIGTERM while stdin is silent and a batch waits for its --batch-lines: the batch is cut
+# short, printed, and the run exits 0 within a second.
+mkfifo "$tmp/fifo"
+( for i in $(seq 1 10); do echo "l$i"; done; exec sleep 30 ) > "$tmp/fifo" &
+writer=$!
+"$spate" run -e 'stdin().count().print()' --batch 100 --batch-lines 10 < "$tmp/fifo" > "$tmp/in0.out" \
+  2> "$tmp/in0.err" &
+pid=$!
+watchdog $pid
+for _ in $(seq 1 200); do grep -qx 10 "$tmp/in0.out" && break; sleep 0.05; done
+grep -qx 10 "$tmp/in0.out" || fail "the first 10 lines were not counted: $(head -5 "$tmp/in0.err")"
+sleep 0.5 # the next batch is waiting for its lines by now
+t0=$(ms)
+kill -TERM $pid
+wait $pid; rc=$?
+t1=$(ms)
+unwatch
+kill $writer 2> /dev/null; wait $writer 2> /dev/null
+[ $rc -eq 0 ] || fail "SIGTERM on a silent stdin should exit 0, got $rc: $(head -5 "$tmp/in0.err")"
+[ $((t1 - t0)) -lt 1000 ] || fail "SIGTERM on a silent stdin took $((t1 - t0)) ms"
+[ "$(grep -c '^Time: ' "$tmp/in0.out")" -eq 2 ] && [ "$(tail -2 "$tmp/in0.out" | head -1)" = 0 ] \
+  || fail "the cut-short batch should be printed: $(cat "$tmp/in0.out")"
 
 # A record dated 9999 among records of 2024 is beyond the default horizon (8760h): rejected
 # with its file and line, and the job emits the three minutes of 2024 only. Rejects found

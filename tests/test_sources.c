@@ -660,6 +660,20 @@ static void test_fd_source(void **state)
     source_free(s);
     close(p[0]);
     close(p[1]);
+
+    /* batch_lines 10 and a silent writer: a stop request cuts the batch short. */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(source_fd_new(&f->env, p[0], NULL, 10, &s, &d), 0);
+    atomic_int stop = 1;
+    s->stop = &stop;
+    assert_int_equal(s->vt->start(s, &d), 0);
+    b = next_batch(f, s, 1, &done, 0, &d);
+    assert_int_equal(b->n, 0);
+    assert_int_equal(done, 0);
+    batch_release(b);
+    source_free(s);
+    close(p[0]);
+    close(p[1]);
     assert_int_equal(source_fd_new(&f->env, -1, NULL, 0, &s, &d), SP_EINVAL);
 }
 

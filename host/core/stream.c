@@ -139,6 +139,7 @@ static sp_stream *source_stream(sp_context *ctx, int rc, sp_source *src, sp_diag
     src->line_max = ctx->cfg.line_max ? ctx->cfg.line_max : SOURCE_LINE_MAX_DEFAULT;
     src->reject = ctx_source_reject;
     src->reject_ud = ctx;
+    src->stop = &ctx->stop;
     return s;
 }
 

@@ -12,6 +12,7 @@
 #include "batch/batch_int.h"
 #include "exec/exec_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 typedef struct sp_source sp_source;
@@ -45,6 +46,7 @@ struct sp_source {
     int manual_clock;        /* 1: batch k has time k x interval (queueStream) */
     size_t line_max;         /* line sources: longer lines are rejected (set before start) */
     source_reject_fn reject; /* rejects go there (NULL: only counted in `rejected`) */
+    const atomic_int *stop;  /* the run's stop request: next() does not wait on after it */
     void *reject_ud;
     uint64_t rejected; /* lines rejected by the source itself, over the run */
     void *impl;

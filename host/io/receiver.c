@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RCV_READ ((size_t)64 << 10)
@@ -268,10 +269,21 @@ static int rcv_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_diag *
     SP_CHECK(d, r->running || r->eof, SP_ESTATE, "%s %s: not started", s->vt->kind, r->place);
     if ((rc = source_col_raw(c, d))) return rc;
     pthread_mutex_lock(&r->mu);
-    /* (a batch is cut short when overlong lines fill the reject queue meanwhile) */
+    /* A batch is cut short by a stop request (checked every 50 ms: sp_context_stop may run in
+     * a signal handler, so it cannot signal the condition), or when overlong lines fill the
+     * reject queue meanwhile. */
     if (r->batch_lines)
-        while (r->lines < r->batch_lines && !r->eof && r->nrej < RCV_REJ_MAX)
-            pthread_cond_wait(&r->data, &r->mu);
+        while (r->lines < r->batch_lines && !r->eof && r->nrej < RCV_REJ_MAX &&
+               !(s->stop && atomic_load(s->stop))) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->data, &r->mu, &ts);
+        }
     size_t k = r->lines;
     if (r->batch_lines && k > r->batch_lines) k = r->batch_lines;
     size_t bytes = r->tail - r->head; /* an upper bound for k lines */
