@@ -592,6 +592,109 @@ static void test_event_time_batches(void **state)
     sp_context_free(ctx);
 }
 
+static void test_event_time_horizon(void **state)
+{
+    (void)state;
+    /* One-minute batches, horizon 1 h: the first record (2024-03-10 08:00) anchors it. Year
+     * 9999 and 2 h later are beyond it; INT64_MIN and INT64_MAX (what a NaN or an infinity
+     * becomes) are no times at all; 30 min later is fine. Without the checks the job would
+     * emit billions of empty batches (the collector fails the job after 64). */
+    const char *q =
+        write_tmp("qevh.jsonl", "[[1710057600000,\"a\"],[253402300000000,\"y9999\"],"
+                                "[1710057630000,\"b\"]]\n"
+                                "[[-9223372036854775808,\"nan\"],[1710064800001,\"2h\"],"
+                                "[1710059400000,\"30m\"],[9223372036854775807,\"inf\"]]\n");
+    const char *dir = tu_tmpdir("evh");
+    char rej[600], met[600];
+    snprintf(rej, sizeof rej, "%s/rejects.txt", dir);
+    snprintf(met, sizeof met, "%s/metrics.jsonl", dir);
+    sp_config cfg;
+    sp_config_init(&cfg);
+    cfg.status_line = 0;
+    cfg.batch_ms = 60000;
+    cfg.event_horizon_ms = 3600000;
+    cfg.rejects_path = rej;
+    cfg.metrics_path = met;
+    sp_context *ctx;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_OK);
+    collect *c = calloc(1, sizeof *c);
+    c->sorted = 1;
+    sp_stream *ev = sp_stream_event_time(sp_queue_stream(ctx, q, "(ts,str)"), 0, 0);
+    assert_int_equal(sp_stream_foreach_rdd(ev, on_batch, c), SP_OK);
+    run_ok(ctx);
+    sp_context_free(ctx);
+    assert_int_equal(c->n, 31); /* 08:01 .. 08:31 */
+    assert_string_equal(c->lines[0], "1710057660000:(1710057600000,a)|(1710057630000,b)");
+    assert_string_equal(c->lines[1], "1710057720000:");
+    assert_string_equal(c->lines[30], "1710059460000:(1710059400000,30m)");
+    free(c);
+    char *r = tu_read_file(rej, NULL);
+    assert_non_null(r);
+    assert_string_equal(
+        r, "stream 0 batch 60000:2: eventTime: timestamp more than 1h from the watermark (the "
+           "event-time horizon): (253402300000000,y9999)\n"
+           "stream 0 batch 120000:1: eventTime: timestamp out of range (years 1 to 9999 are "
+           "event times): (-9223372036854775808,nan)\n"
+           "stream 0 batch 120000:2: eventTime: timestamp more than 1h from the watermark (the "
+           "event-time horizon): (1710064800001,2h)\n"
+           "stream 0 batch 120000:4: eventTime: timestamp out of range (years 1 to 9999 are "
+           "event times): (9223372036854775807,inf)\n");
+    free(r);
+    /* counted in the metrics as rejects, not as late records */
+    char *m = tu_read_file(met, NULL);
+    assert_non_null(m);
+    assert_non_null(strstr(m, "\"rejected\":4,\"late\":0"));
+    free(m);
+
+    /* The default horizon is 365 days; a negative one is refused. */
+    sp_config_init(&cfg);
+    cfg.event_horizon_ms = -1;
+    assert_int_equal(sp_context_new(&cfg, &ctx), SP_EINVAL);
+    ctx = new_ctx(0);
+    ev = sp_stream_event_time(sp_queue_stream(ctx, q, "(ts,str)"), 0, 0);
+    assert_int_equal(sp_stream_print(ev, 1), SP_OK);
+    char *plan = NULL;
+    size_t plen = 0;
+    FILE *f = open_memstream(&plan, &plen);
+    assert_int_equal(sp_context_explain(ctx, f), SP_OK);
+    fclose(f);
+    assert_non_null(strstr(plan, "horizon 31536000000 ms"));
+    free(plan);
+    sp_context_free(ctx);
+}
+
+/* A foreachRDD that asks its context to stop at the stop_at-th batch and fails the job if
+ * another batch runs after that. */
+typedef struct stopper {
+    sp_context *ctx;
+    int n, stop_at;
+} stopper;
+
+static int on_batch_stop(void *ud, const sp_batch *b)
+{
+    (void)b;
+    stopper *st = ud;
+    if (++st->n > st->stop_at) return -1;
+    if (st->n == st->stop_at) sp_context_stop(st->ctx);
+    return 0;
+}
+
+static void test_event_time_stop(void **state)
+{
+    (void)state;
+    /* The second arrival moves the watermark 11.6 days on: a million empty batches are due at
+     * once. A stop request is honoured between any two of them. */
+    const char *q = write_tmp("qevstop.jsonl", "[[1000,\"a\"]]\n[[1000000000,\"b\"]]\n");
+    sp_context *ctx = new_ctx(0);
+    stopper st = {ctx, 0, 5};
+    sp_stream *ev = sp_stream_event_time(sp_queue_stream(ctx, q, "(ts,str)"), 0, 0);
+    assert_int_equal(sp_stream_foreach_rdd(ev, on_batch_stop, &st), SP_OK);
+    assert_int_equal(sp_context_run(ctx), SP_OK);
+    assert_int_equal(st.n, 5);
+    assert_int_equal(sp_context_batches(ctx), 5);
+    sp_context_free(ctx);
+}
+
 static void test_explain(void **state)
 {
     (void)state;
@@ -663,6 +766,8 @@ int main(void)
         cmocka_unit_test(test_device_out_of_memory),
         cmocka_unit_test(test_save_as_text_files_job),
         cmocka_unit_test(test_event_time_batches),
+        cmocka_unit_test(test_event_time_stop),
+        cmocka_unit_test(test_event_time_horizon),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_reduce_by_key_tuple_monoids),
     };

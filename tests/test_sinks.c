@@ -7,12 +7,13 @@
 #include <jansson.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
-
 
 static sp_batch *new_batch(fixture *f, const char *type, int64_t t)
 {
@@ -196,6 +197,81 @@ static void test_save_as_text_files(void **state)
     assert_non_null(strstr(d.msg, "saveAsTextFiles"));
     batch_release(b);
     sink_free(k);
+}
+
+/* A pid that no process has: a child that has exited and been waited for. */
+static long dead_pid(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_int_equal(kill(pid, 0), -1);
+    return (long)pid;
+}
+
+/* dir/name as a finished output directory: part-00000 holding `text`, and _SUCCESS. */
+static void fake_dir(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(mkdir(path, 0777), 0);
+    snprintf(path, sizeof path, "%s/%s/part-00000", dir, name);
+    assert_int_equal(tu_write_file(path, text), 0);
+    snprintf(path, sizeof path, "%s/%s/_SUCCESS", dir, name);
+    assert_int_equal(tu_write_file(path, ""), 0);
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void test_save_as_text_files_stale(void **state)
+{
+    fixture *f = *state;
+    /* What killed runs leave: .tmp and .old siblings. The first write removes those of dead
+     * pids, puts back an .old whose target the killed run had moved away, and keeps the rest:
+     * live pids (init, ours), other prefixes and suffixes, other names. */
+    const char *dir = tu_tmpdir("textfiles-stale");
+    char name[32][128], prefix[512];
+    long dead = dead_pid(), self = (long)getpid();
+    snprintf(name[0], sizeof name[0], ".words-5000.txt.tmp-%ld", dead);   /* removed */
+    snprintf(name[1], sizeof name[1], ".words-6000.txt.old-%ld", dead);   /* moved back */
+    snprintf(name[2], sizeof name[2], ".words-7000.txt.old-%ld", dead);   /* removed */
+    snprintf(name[3], sizeof name[3], ".words--60000.txt.tmp-%ld", dead); /* removed */
+    snprintf(name[4], sizeof name[4], ".words-5000.txt.tmp-1");           /* init: alive */
+    snprintf(name[5], sizeof name[5], ".words-5000.txt.tmp-%ld", self);   /* ours: alive */
+    snprintf(name[6], sizeof name[6], ".other-5000.txt.tmp-%ld", dead);   /* other prefix */
+    snprintf(name[7], sizeof name[7], ".words-5000.csv.tmp-%ld", dead);   /* other suffix */
+    snprintf(name[8], sizeof name[8], ".words-5000.txt.tmp-%ldx", dead);  /* not a pid */
+    snprintf(name[9], sizeof name[9], ".words-x.txt.tmp-%ld", dead);      /* not a time */
+    for (int i = 0; i < 10; i++)
+        fake_dir(dir, name[i], "stale\n");
+    fake_dir(dir, "words-7000.txt", "current\n");
+    snprintf(prefix, sizeof prefix, "%s/words", dir);
+    sp_diag d = {0};
+    sp_sink *k = NULL;
+    assert_int_equal(sink_text_files_new(NULL, prefix, "txt", &k, &d), 0);
+    sp_batch *b = str_i64_batch(f, 1000, 1);
+    assert_int_equal(k->vt->write(k, b, &d), 0);
+    batch_release(b);
+    sink_free(k);
+    assert_false(exists(dir, name[0]));
+    assert_false(exists(dir, name[1]));
+    assert_false(exists(dir, name[2]));
+    assert_false(exists(dir, name[3]));
+    for (int i = 4; i < 10; i++)
+        assert_true(exists(dir, name[i]));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/words-6000.txt", dir);
+    check_text_dir(path, "stale\n");
+    snprintf(path, sizeof path, "%s/words-7000.txt", dir);
+    check_text_dir(path, "current\n");
+    snprintf(path, sizeof path, "%s/words-1000.txt", dir);
+    check_text_dir(path, "(w0,0)\n");
 }
 
 /* A batch of type "(str,(i64,f64))" from the given rows. */
@@ -410,9 +486,13 @@ static void test_allocation_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_print_format), cmocka_unit_test(test_save_as_text_files),
-        cmocka_unit_test(test_csv),          cmocka_unit_test(test_jsonl),
-        cmocka_unit_test(test_foreach),      cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_print_format),
+        cmocka_unit_test(test_save_as_text_files),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_foreach),
+        cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_save_as_text_files_stale),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,10 +1,12 @@
 /* layers: util device exec batch io */
 /* Sources (host/io): queueStream, textFile, textFileStream, socketTextStream, fd, generator. */
 #include "io/io_int.h"
+#include "io/lines_int.h"
 #include "support/envfix.h"
 #include "support/testutil.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,7 +17,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
 
 /* One next() into a fresh batch; checks rc and that the partition table covers the rows. */
 static sp_batch *next_batch(fixture *f, sp_source *s, int64_t t, int *done, int want_rc, sp_diag *d)
@@ -373,6 +374,7 @@ static void test_text_file_big(void **state)
         sp_diag d = {0};
         sp_source *s = NULL;
         assert_int_equal(source_text_file_new(&f->env, path, per[k], &s, &d), 0);
+        s->line_max = 4 << 20; /* above the default cap (1 MiB), which would reject it */
         assert_int_equal(s->vt->start(s, &d), 0);
         size_t total = 0, nb = 0;
         int done = 0;
@@ -658,7 +660,279 @@ static void test_fd_source(void **state)
     source_free(s);
     close(p[0]);
     close(p[1]);
+
+    /* batch_lines 10 and a silent writer: a stop request cuts the batch short. */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(source_fd_new(&f->env, p[0], NULL, 10, &s, &d), 0);
+    atomic_int stop = 1;
+    s->stop = &stop;
+    assert_int_equal(s->vt->start(s, &d), 0);
+    b = next_batch(f, s, 1, &done, 0, &d);
+    assert_int_equal(b->n, 0);
+    assert_int_equal(done, 0);
+    batch_release(b);
+    source_free(s);
+    close(p[0]);
+    close(p[1]);
     assert_int_equal(source_fd_new(&f->env, -1, NULL, 0, &s, &d), SP_EINVAL);
+}
+
+/* ------------------------------------------------------------------------ the line cap */
+
+/* What a source's reject hook received. */
+typedef struct rejlog {
+    int n;
+    char origin[8][128], reason[8][128], text[8][128];
+    int64_t line[8];
+} rejlog;
+
+static int on_reject(void *ud, const char *origin, int64_t line, const char *reason,
+                     const char *text, size_t len, sp_diag *d)
+{
+    (void)d;
+    rejlog *r = ud;
+    if (r->n == 8) return SP_ERUNTIME;
+    snprintf(r->origin[r->n], sizeof r->origin[0], "%s", origin);
+    snprintf(r->reason[r->n], sizeof r->reason[0], "%s", reason);
+    snprintf(r->text[r->n], sizeof r->text[0], "%.*s", (int)len, text);
+    r->line[r->n++] = line;
+    return 0;
+}
+
+static void cap_source(sp_source *s, size_t max, rejlog *r)
+{
+    memset(r, 0, sizeof *r);
+    s->line_max = max;
+    s->reject = on_reject;
+    s->reject_ud = r;
+}
+
+/* File line L of batch row i, from the source's origin. */
+static int64_t origin_line(const sp_source *s, size_t i)
+{
+    const char *file;
+    int64_t ln = -1;
+    assert_int_equal(lines_origin_at(textfile_origin(s), i, &file, &ln, NULL), 0);
+    return ln;
+}
+
+/* An overlong text: n bytes "0123456789..." */
+static char *long_text(size_t n)
+{
+    char *t = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (char)('0' + i % 10);
+    t[n] = '\0';
+    return t;
+}
+
+static void test_line_cap_files(void **state)
+{
+    fixture *f = *state;
+    /* Cap 100: line 2 has 101 bytes, line 4 exactly 100 and a CRLF (kept), line 6 has 300
+     * (its end lies beyond the first 102 bytes), line 8 has no newline. Every batch size
+     * gives the same lines, rejects and line numbers. */
+    char *l100 = long_text(100), *l101 = long_text(101), *l300 = long_text(300);
+    char *l5000 = long_text(5000);
+    size_t cap = 6000;
+    char *text = malloc(cap);
+    snprintf(text, cap, "a\n%s\nb\r\n%s\r\n\n%s\nc\n%s", l101, l100, l300, l5000);
+    const char *dir = tu_tmpdir("linecap");
+    char path[512];
+    snprintf(path, sizeof path, "%s/long.txt", dir);
+    assert_int_equal(tu_write_file(path, text), 0);
+    static const size_t per[] = {0, 1, 2};
+    for (size_t k = 0; k < 3; k++) {
+        sp_diag d = {0};
+        sp_source *s = NULL;
+        rejlog r;
+        assert_int_equal(source_text_file_new(&f->env, path, per[k], &s, &d), 0);
+        cap_source(s, 100, &r);
+        assert_int_equal(s->vt->start(s, &d), 0);
+        const char *want[] = {"a", "b", l100, "", "c"};
+        const int64_t want_line[] = {1, 3, 4, 5, 7};
+        size_t got = 0;
+        int done = 0;
+        for (int64_t t = 0; !done; t++) {
+            sp_batch *b = next_batch(f, s, t, &done, 0, &d);
+            for (size_t i = 0; i < b->n; i++, got++) {
+                assert_true(got < 5);
+                assert_string_equal(line(b, i), want[got]);
+                assert_int_equal(origin_line(s, i), want_line[got]);
+            }
+            batch_release(b);
+        }
+        assert_int_equal(got, 5);
+        assert_int_equal(r.n, 3);
+        assert_int_equal(s->rejected, 3);
+        assert_string_equal(r.origin[0], path);
+        assert_int_equal(r.line[0], 2);
+        assert_int_equal(r.line[1], 6);
+        assert_int_equal(r.line[2], 8);
+        assert_string_equal(r.reason[0], "textFile: line longer than 100 bytes (dropped)");
+        assert_int_equal(strlen(r.text[0]), 64); /* its first bytes */
+        assert_memory_equal(r.text[0], l101, 64);
+        assert_memory_equal(r.text[2], l5000, 64);
+        source_free(s);
+    }
+
+    /* textFileStream: the same file, whole in one batch. */
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/watch", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    sp_diag d = {0};
+    sp_source *s = NULL;
+    rejlog r;
+    assert_int_equal(source_dir_new(&f->env, sub, &s, &d), 0);
+    cap_source(s, 100, &r);
+    assert_int_equal(s->vt->start(s, &d), 0);
+    snprintf(path, sizeof path, "%s/watch/f.txt", dir);
+    assert_int_equal(tu_write_file(path, text), 0);
+    int done;
+    sp_batch *b = next_batch(f, s, 1, &done, 0, &d);
+    assert_int_equal(b->n, 5);
+    assert_string_equal(line(b, 1), "b");
+    assert_string_equal(line(b, 4), "c");
+    assert_int_equal(origin_line(s, 0), 1);
+    assert_int_equal(origin_line(s, 1), 3);
+    assert_int_equal(origin_line(s, 3), 5);
+    assert_int_equal(origin_line(s, 4), 7);
+    batch_release(b);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.origin[1], path);
+    assert_int_equal(r.line[1], 6);
+    assert_string_equal(r.reason[1], "textFileStream: line longer than 100 bytes (dropped)");
+    source_free(s);
+    free(text);
+    free(l100);
+    free(l101);
+    free(l300);
+    free(l5000);
+}
+
+/* An allocator that tracks the bytes it holds and their peak. */
+typedef struct peak_alloc {
+    atomic_size_t live, peak;
+} peak_alloc;
+
+static void *peak_fn(void *ud, void *ptr, size_t nsize)
+{
+    peak_alloc *pa = ud;
+    size_t old = ptr ? malloc_usable_size(ptr) : 0;
+    void *p = NULL;
+    if (nsize == 0)
+        free(ptr);
+    else if (!(p = realloc(ptr, nsize)))
+        return NULL;
+    size_t delta = (p ? malloc_usable_size(p) : 0) - old; /* modulo 2^64 */
+    size_t now = atomic_fetch_add(&pa->live, delta) + delta;
+    size_t pk = atomic_load(&pa->peak);
+    while (now > pk && !atomic_compare_exchange_weak(&pa->peak, &pk, now)) {
+    }
+    return p;
+}
+
+typedef struct flood {
+    int lfd;
+    size_t nbytes; /* of the line without a newline */
+} flood;
+
+static void *flood_main(void *arg)
+{
+    flood *fl = arg;
+    int fd = accept(fl->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    char buf[1 << 16];
+    memset(buf, 'x', sizeof buf);
+    int ok = write(fd, "before\n", 7) == 7;
+    for (size_t sent = 0; ok && sent < fl->nbytes; sent += sizeof buf)
+        ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf;
+    if (ok) ok = write(fd, "\nafter\n", 7) == 7;
+    close(fd);
+    return NULL;
+}
+
+static void test_line_cap_socket(void **state)
+{
+    fixture *f = *state;
+    /* 64 MiB without a newline (the 8.7 GB report, smaller): the receiver holds at most the
+     * cap and a read, rejects the line with host:port and its number, and "after" flows. */
+    peak_alloc pa = {0};
+    sp_allocator a = {peak_fn, &pa};
+    batch_env env = f->env;
+    env.alloc = &a;
+    server sv = {0};
+    assert_int_equal(server_listen(&sv), 0);
+    flood fl = {sv.lfd, (size_t)64 << 20};
+    pthread_t th;
+    pthread_create(&th, NULL, flood_main, &fl);
+    sp_diag d = {0};
+    sp_source *s = NULL;
+    rejlog r;
+    assert_int_equal(source_socket_new(&env, "127.0.0.1", sv.port, &s, &d), 0);
+    cap_source(s, 0, &r);
+    s->line_max = (size_t)1 << 20;
+    assert_int_equal(s->vt->start(s, &d), 0);
+    int done = 0;
+    char got[2][16];
+    int n = 0;
+    for (int64_t t = 0; !done; t++) {
+        sp_batch *b = next_batch(f, s, t, &done, 0, &d);
+        for (size_t i = 0; i < b->n; i++, n++)
+            if (n < 2) snprintf(got[n], sizeof got[n], "%s", line(b, i));
+        batch_release(b);
+        if (!done) usleep(1000);
+    }
+    pthread_join(th, NULL);
+    close(sv.lfd);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0], "before");
+    assert_string_equal(got[1], "after");
+    assert_int_equal(r.n, 1);
+    char place[64];
+    snprintf(place, sizeof place, "127.0.0.1:%d", sv.port);
+    assert_string_equal(r.origin[0], place);
+    assert_int_equal(r.line[0], 2);
+    assert_string_equal(r.reason[0], "socketTextStream: line longer than 1048576 bytes (dropped)");
+    assert_string_equal(r.text[0],
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    print_message("socket source peak memory %zu KiB for a 64 MiB line\n",
+                  atomic_load(&pa.peak) >> 10);
+    assert_true(atomic_load(&pa.peak) < ((size_t)8 << 20));
+    source_free(s);
+    assert_int_equal(atomic_load(&pa.live), 0);
+
+    /* stdin and other descriptors: the same cutter (CRLF kept under the cap). */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char *l30 = long_text(30);
+    char text[256];
+    int tl = snprintf(text, sizeof text, "x\n%s\r\ny\n%s1", l30, l30);
+    assert_int_equal(write(p[1], text, (size_t)tl), tl);
+    close(p[1]);
+    assert_int_equal(source_fd_new(&f->env, p[0], "stdin", 0, &s, &d), 0);
+    cap_source(s, 30, &r);
+    assert_int_equal(s->vt->start(s, &d), 0);
+    n = 0;
+    const char *want[] = {"x", l30, "y"};
+    done = 0;
+    for (int64_t t = 0; !done; t++) {
+        sp_batch *b = next_batch(f, s, t, &done, 0, &d);
+        for (size_t i = 0; i < b->n; i++, n++) {
+            assert_true(n < 3);
+            assert_string_equal(line(b, i), want[n]);
+        }
+        batch_release(b);
+        if (!done) usleep(1000);
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.origin[0], "stdin");
+    assert_int_equal(r.line[0], 4);
+    assert_string_equal(r.reason[0], "fdStream: line longer than 30 bytes (dropped)");
+    source_free(s);
+    close(p[0]);
+    free(l30);
 }
 
 /* ------------------------------------------------------------------------------- generator */
@@ -850,6 +1124,8 @@ int main(void)
         cmocka_unit_test(test_socket_refused),
         cmocka_unit_test(test_socket_stop_does_not_hang),
         cmocka_unit_test(test_fd_source),
+        cmocka_unit_test(test_line_cap_files),
+        cmocka_unit_test(test_line_cap_socket),
         cmocka_unit_test(test_generator),
         cmocka_unit_test(test_allocation_failures),
     };

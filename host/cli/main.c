@@ -13,12 +13,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sp_context *g_running; /* the one context the signal handler may stop */
+static sp_context *volatile g_running;     /* the one context the signal handler may stop */
+static volatile sig_atomic_t g_stop_asked; /* a SIGINT/SIGTERM came, maybe before the run */
 
+/* The first SIGINT/SIGTERM asks the running job to stop after its current batch (the handler
+ * is installed with SA_RESETHAND, so a second one kills the process). */
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_running) sp_context_stop(g_running);
+    g_stop_asked = 1;
+    sp_context *ctx = g_running;
+    if (ctx) sp_context_stop(ctx);
+}
+
+/* Runs ctx as the signal handler's job; a stop asked for before the run began is honoured. */
+static int run_stoppable(sp_context *ctx)
+{
+    g_running = ctx;
+    if (g_stop_asked) sp_context_stop(ctx);
+    int rc = sp_context_run(ctx);
+    g_running = NULL;
+    return rc;
 }
 
 static void usage(FILE *f)
@@ -45,6 +60,11 @@ static void usage(FILE *f)
           "  --on-error fail|skip  a row whose lambda fails: fail the job (default) or skip it\n"
           "  --rejects FILE        rejected input: lines that do not parse, late records, and\n"
           "                        rows skipped with --on-error skip\n"
+          "  --line-max BYTES      longest input line kept (default 1048576); longer lines are\n"
+          "                        rejected with their place and first bytes\n"
+          "  --horizon DURATION    event time: reject records further than this from the\n"
+          "                        watermark (default 8760h; 500ms, 30s, 2m, 8760h; overrides\n"
+          "                        the script's horizon statement)\n"
           "  --arg NAME=VALUE      the value of arg(\"NAME\", ...) in a job script (repeatable)\n"
           "  --checkpoint DIR      resume from DIR after any stop; file outputs exactly once\n",
           f);
@@ -59,6 +79,7 @@ typedef struct cli {
     const char *args[64];    /* --arg NAME=VALUE */
     int nargs;
     int batch_lines_set;
+    int horizon_set;
 } cli;
 
 static int parse_long(const char *opt, const char *v, long long lo, long long *out)
@@ -71,6 +92,26 @@ static int parse_long(const char *opt, const char *v, long long lo, long long *o
     }
     *out = x;
     return 0;
+}
+
+/* A duration as job scripts write it: digits then ms, s, m or h (no unit: ms); > 0. */
+static int parse_duration(const char *opt, const char *v, int64_t *out)
+{
+    static const struct {
+        const char *unit;
+        long long ms;
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (v && end != v && x > 0)
+        for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+            if (!strcmp(end, units[i].unit) && x <= INT64_MAX / units[i].ms) {
+                *out = (int64_t)(x * units[i].ms);
+                return 0;
+            }
+    fprintf(stderr, "spate: %s needs a positive duration (500ms, 30s, 2m, 8760h), got '%s'\n", opt,
+            v ? v : "");
+    return -1;
 }
 
 static int parse_args(int argc, char **argv, cli *c)
@@ -136,6 +177,14 @@ static int parse_args(int argc, char **argv, cli *c)
             i++;
         } else if (!strcmp(a, "--rejects") && v) {
             c->cfg.rejects_path = v;
+            i++;
+        } else if (!strcmp(a, "--line-max")) {
+            if (parse_long(a, v, 1, &x)) return -1;
+            c->cfg.line_max = (size_t)x;
+            i++;
+        } else if (!strcmp(a, "--horizon")) {
+            if (parse_duration(a, v, &c->cfg.event_horizon_ms)) return -1;
+            c->horizon_set = 1;
             i++;
         } else if (!strcmp(a, "--no-kernel-cache")) {
             c->cfg.kernel_cache = 0;
@@ -208,9 +257,7 @@ static int wordcount(cli *c)
     sp_stream *counts = pairs ? sp_stream_reduce_by_key_agg(pairs, SP_AGG_SUM) : NULL;
     rc = counts ? sp_stream_print(counts, c->print_n) : -1;
     if (rc == SP_OK) {
-        g_running = ctx;
-        rc = sp_context_run(ctx);
-        g_running = NULL;
+        rc = run_stoppable(ctx);
     }
     int status = 0;
     if (rc != SP_OK) {
@@ -295,6 +342,7 @@ static int run_script(cli *c, int explain)
      * otherwise a file is one batch (the batch-clock scripts' Spark-like behaviour). */
     if (!c->batch_lines_set) c->cfg.batch_lines = script_event_time(sc) ? 65536 : 0;
     if (script_batch_ms(sc) > 0) c->cfg.batch_ms = script_batch_ms(sc);
+    if (!c->horizon_set) c->cfg.event_horizon_ms = script_horizon_ms(sc);
     script_set_skip(sc, c->cfg.on_error_skip);
     if ((rc = sp_context_new(&c->cfg, &ctx))) {
         fprintf(stderr, "spate: %s\n", sp_strerror(rc));
@@ -307,9 +355,7 @@ static int run_script(cli *c, int explain)
         script_explain(sc, stdout);
         rc = sp_context_explain(ctx, stdout);
     } else {
-        g_running = ctx;
-        rc = sp_context_run(ctx);
-        g_running = NULL;
+        rc = run_stoppable(ctx);
     }
     if (rc) {
         const char *m = script_runtime_error(sc);
@@ -332,6 +378,7 @@ int main(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if (!c.cmd || !strcmp(c.cmd, "help")) {

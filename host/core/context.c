@@ -42,7 +42,8 @@ int sp_context_new(const sp_config *cfg, sp_context **out)
         sp_config_init(&def);
         cfg = &def;
     }
-    if (cfg->batch_ms <= 0 || cfg->threads < 0 || cfg->max_batches < 0) return SP_EINVAL;
+    if (cfg->batch_ms <= 0 || cfg->threads < 0 || cfg->max_batches < 0 || cfg->event_horizon_ms < 0)
+        return SP_EINVAL;
     sp_allocator a = {cfg->alloc, cfg->alloc_ud};
     sp_context *ctx = mem_calloc(&a, 1, sizeof *ctx);
     if (!ctx) return SP_ENOMEM;

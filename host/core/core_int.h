@@ -129,7 +129,7 @@ struct sp_context {
     batch_env env;
 
     atomic_int stop;
-    FILE *rejects; /* opened on the first reject */
+    FILE *rejects; /* opened when the run starts (or by an earlier sp_context_reject) */
     pthread_mutex_t rejects_lock;
     atomic_uint_fast64_t rejects_batch; /* rejects since the last batch's metrics */
     sp_stream *event;                   /* the event-time stream, if any */
@@ -155,9 +155,21 @@ int ctx_take(sp_context *ctx, const sp_diag *d);
  *  line < 0: unknown. Thread-safe. */
 int ctx_reject(sp_context *ctx, const char *origin, int64_t line, const char *reason,
                const char *text, size_t len, sp_diag *d);
+/** Creates or truncates the rejects file (sp_config.rejects_path) if it is not open yet;
+ *  SP_EIO in the context's diag naming it. Done when the run starts. */
+int ctx_rejects_open(sp_context *ctx);
+/** ctx_reject as a source's reject hook (source_reject_fn; ud is the context). */
+int ctx_source_reject(void *ctx, const char *origin, int64_t line, const char *reason,
+                      const char *text, size_t len, sp_diag *d);
 /** Rejects since the last call (per-batch count for metrics). */
 uint64_t ctx_rejects_take(sp_context *ctx);
 void ctx_rejects_close(sp_context *ctx);
+
+/* parse_node.c */
+/** File and 1-based line of row `row` of stream s's batch at time t, when s is a text source
+ *  (textFile, textFileStream) or a parse node over one that produced that batch: 0, or -1 when
+ *  unknown. Cost: a binary search per parse node and over the source's runs. */
+int stream_line_origin(const sp_stream *s, int64_t t, size_t row, const char **file, int64_t *line);
 
 /* eventtime.c */
 int stream_is_event_time(const sp_stream *s);

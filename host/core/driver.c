@@ -193,8 +193,11 @@ static void ckpt_fingerprint(sp_context *ctx, char out[17])
 {
     strbuf sb;
     sb_init(&sb, &ctx->alloc);
-    sb_printf(&sb, "%s\n%lld\n", ctx->cfg.job_fingerprint ? ctx->cfg.job_fingerprint : "",
-              (long long)ctx->cfg.batch_ms);
+    /* and the settings that change what the job outputs */
+    sb_printf(&sb, "%s\n%lld %zu %d %lld %zu\n",
+              ctx->cfg.job_fingerprint ? ctx->cfg.job_fingerprint : "", (long long)ctx->cfg.batch_ms,
+              ctx->cfg.batch_lines, ctx->cfg.on_error_skip, (long long)ctx->cfg.event_horizon_ms,
+              ctx->cfg.line_max);
     for (int i = 0; i < ctx->nstreams; i++) {
         const sp_stream *s = ctx->streams[i];
         sb_printf(&sb, "%d %s %s %lld %d %d", s->id, kind_name(s), s->type_str,
@@ -362,7 +365,10 @@ static int run_event_time(sp_context *ctx, int manual, int64_t start, sp_diag *d
         int done = all_sources_done(ctx);
         int64_t t;
         int stop = 0;
-        while (!rc && eventtime_next_due(ev, done, ctx->cfg.max_batches > 0, &t)) {
+        /* A stop request is honoured between any two event-time batches: one arrival batch
+         * can make many batches due (a gap in the timestamps is a run of empty batches). */
+        while (!rc && !atomic_load(&ctx->stop) &&
+               eventtime_next_due(ev, done, ctx->cfg.max_batches > 0, &t)) {
             batch_metrics m = {++k, t, 0, 0, 0, 0, 0, 0};
             int64_t lt;
             if (ckpt_replays(ctx, k, &lt) && lt != t)
@@ -416,6 +422,7 @@ int sp_context_run(sp_context *ctx)
         if (!ctx->metrics)
             return ctx_fail(ctx, SP_EIO, "%s: cannot open metrics file", ctx->cfg.metrics_path);
     }
+    if ((rc = ctx_rejects_open(ctx))) return rc;
     ctx->status_tty =
         ctx->cfg.status_line == 1 || (ctx->cfg.status_line < 0 && isatty(fileno(ctx->cfg.log)));
 

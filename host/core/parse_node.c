@@ -7,11 +7,18 @@
 
 #include <time.h>
 
+static const stream_ops parse_node_ops;
+
 typedef struct parse_node {
     parse_spec *spec;
     parse_cache *cache; /* made on the first batch (the executors exist by then) */
     int warned_year;
     uint64_t rejected; /* over the run */
+    /* The input rows rejected in the batch of time rej_time, ascending: output row j is input
+     * row j + (the number of them before it), which is how later nodes find a row's line. */
+    size_t *rej_rows;
+    size_t nrej, cap_rej;
+    int64_t rej_time;
 } parse_node;
 
 static void parse_node_destroy(sp_stream *s)
@@ -20,6 +27,7 @@ static void parse_node_destroy(sp_stream *s)
     if (!pn) return;
     parse_spec_free(pn->spec);
     parse_cache_free(pn->cache);
+    mem_free(&s->ctx->alloc, pn->rej_rows);
     mem_free(&s->ctx->alloc, pn);
     s->state = NULL;
 }
@@ -39,6 +47,51 @@ static const lines_origin *parse_node_origin(const sp_stream *s, int64_t t)
     if (p->kind != N_SOURCE || !p->source) return NULL;
     const lines_origin *o = textfile_origin(p->source);
     return o && o->time == t ? o : NULL;
+}
+
+/* Remembers which input rows of batch t were rejected (res->rejects is in row order). */
+static int parse_node_keep_rejects(sp_stream *s, int64_t t, const parse_result *res, sp_diag *d)
+{
+    parse_node *pn = s->state;
+    pn->rej_time = -1;
+    pn->nrej = 0;
+    if (res->nrejects > pn->cap_rej) {
+        size_t *p = mem_realloc(&s->ctx->alloc, pn->rej_rows, res->nrejects * sizeof *p);
+        if (!p) return diag_set(d, SP_ENOMEM, "parse: out of memory");
+        pn->rej_rows = p;
+        pn->cap_rej = res->nrejects;
+    }
+    for (size_t i = 0; i < res->nrejects; i++)
+        pn->rej_rows[i] = res->rejects[i].row;
+    pn->nrej = res->nrejects;
+    pn->rej_time = t;
+    return SP_OK;
+}
+
+int stream_line_origin(const sp_stream *s, int64_t t, size_t row, const char **file, int64_t *line)
+{
+    for (;;) {
+        if (s->kind == N_SOURCE) {
+            const lines_origin *o = s->source ? textfile_origin(s->source) : NULL;
+            if (!o || o->time != t) return -1;
+            return lines_origin_at(o, row, file, line, NULL);
+        }
+        if (s->ops != &parse_node_ops) return -1;
+        const parse_node *pn = s->state;
+        if (pn->rej_time != t) return -1;
+        /* The k rejected rows before output row j are those with rej_rows[k] - k <= j
+         * (rej_rows[k] - k does not decrease): a binary search for their number. */
+        size_t lo = 0, hi = pn->nrej;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (pn->rej_rows[mid] - mid <= row)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        row += lo;
+        s = s->parent[0];
+    }
 }
 
 static int parse_node_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *d)
@@ -63,6 +116,10 @@ static int parse_node_compute(sp_stream *s, int64_t t, sp_batch **out, sp_diag *
     parse_result res;
     rc = parse_run(pn->spec, &ctx->env, in, &po, &res, d);
     if (rc) goto out;
+    if ((rc = parse_node_keep_rejects(s, t, &res, d))) {
+        parse_result_free(&ctx->alloc, &res);
+        goto out;
+    }
     strbuf why, where;
     sb_init(&why, &ctx->alloc);
     sb_init(&where, &ctx->alloc);

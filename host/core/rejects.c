@@ -1,11 +1,13 @@
 /* rejects.c — the rejects output: input lines or rows that a job could not use (a line that
  * does not parse, a late record, a row whose lambda failed under --on-error skip). Each is
- * counted per batch and, when sp_config.rejects_path is set, written as one line
+ * counted per batch and, when sp_config.rejects_path is set (the file is created or truncated
+ * when the run starts, so a clean run leaves it empty, not the last run's), written as one line
  * "ORIGIN:LINE: REASON: TEXT" (":LINE" omitted when unknown, ": TEXT" when empty; control
  * characters in TEXT escaped as \n, \r, \t, \xHH so that one reject stays one line). Thread-safe:
  * executors report rejects while parsing in parallel. */
 #include "core/core_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -52,6 +54,25 @@ int ctx_reject(sp_context *ctx, const char *origin, int64_t line, const char *re
 out:
     pthread_mutex_unlock(rej_lock(ctx));
     return rc;
+}
+
+int ctx_rejects_open(sp_context *ctx)
+{
+    if (!ctx->cfg.rejects_path || ctx->rejects) return SP_OK;
+    pthread_mutex_lock(rej_lock(ctx));
+    ctx->rejects = fopen(ctx->cfg.rejects_path, "w");
+    int err = ctx->rejects ? 0 : errno;
+    pthread_mutex_unlock(rej_lock(ctx));
+    if (err)
+        return ctx_fail(ctx, SP_EIO, "%s: cannot open the rejects file: %s", ctx->cfg.rejects_path,
+                        strerror(err));
+    return SP_OK;
+}
+
+int ctx_source_reject(void *ctx, const char *origin, int64_t line, const char *reason,
+                      const char *text, size_t len, sp_diag *d)
+{
+    return ctx_reject(ctx, origin, line, reason, text, len, d);
 }
 
 uint64_t ctx_rejects_take(sp_context *ctx)

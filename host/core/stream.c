@@ -135,6 +135,11 @@ static sp_stream *source_stream(sp_context *ctx, int rc, sp_source *src, sp_diag
         return NULL;
     }
     s->source = src;
+    /* Line sources cap their lines and send the longer ones to the rejects output. */
+    src->line_max = ctx->cfg.line_max ? ctx->cfg.line_max : SOURCE_LINE_MAX_DEFAULT;
+    src->reject = ctx_source_reject;
+    src->reject_ud = ctx;
+    src->stop = &ctx->stop;
     return s;
 }
 

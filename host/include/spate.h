@@ -122,6 +122,13 @@ typedef struct sp_config {
     const char *job_fingerprint; /**< what identifies the job besides its stream graph (the
                                       CLI passes the script's text and arguments); a
                                       checkpoint of another job is refused. NULL: the graph */
+    size_t line_max;           /**< text sources (textFile, textFileStream, stdin, sockets): a
+                                    longer line (bytes, without its newline) is dropped and
+                                    rejected with its place and first bytes. 0: the default,
+                                    1 MiB (--line-max) */
+    int64_t event_horizon_ms;  /**< event time: a record further than this from the watermark
+                                    (either way) is rejected; the first record anchors it.
+                                    0: the default, 365 days (--horizon) */
     const char *topology_synthetic; /**< hwloc synthetic topology (tests), or NULL */
     const char *topology_xml;       /**< hwloc XML topology file (tests), or NULL */
     FILE *out;                      /**< print() destination (default stdout) */
@@ -372,7 +379,10 @@ sp_stream *sp_stream_update_state_by_key_expr(sp_stream *s, const char *state_ty
  *  `ts_col` (a flattened column of type ts or i64, epoch ms) lies in [T - interval, T), T a
  *  multiple of the batch interval. A batch is emitted once the watermark (the largest
  *  timestamp seen minus watermark_ms) reaches T, or when the input ends; records of a batch
- *  already emitted are late: counted and routed to the rejects output. Everything downstream
+ *  already emitted are late: counted and routed to the rejects output. So are records stamped
+ *  outside years 1 to 9999 or further than sp_config.event_horizon_ms from the watermark (the
+ *  first record anchors it): a wild timestamp cannot make the job emit years of empty batches.
+ *  Rejects carry FILE:LINE when the records come from a text file. Everything downstream
  *  (windows, print times) follows event time, so a replay gives the same batches however fast
  *  it is read. One per job; every output must be downstream of it. */
 sp_stream *sp_stream_event_time(sp_stream *s, int ts_col, int64_t watermark_ms);

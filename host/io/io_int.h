@@ -3,16 +3,27 @@
  * A source produces, for each batch time t the driver seals, the records that belong to the
  * batch ending at t. Live sources (socket, stdin) run a receiver thread that pushes lines into
  * a bounded ingest buffer (it blocks when full: back-pressure, never drops); next() drains what
- * arrived. Replay sources (queue, textFile) read what the batch needs in next(). */
+ * arrived. Replay sources (queue, textFile) read what the batch needs in next(). Line sources
+ * cut lines with lines_cut (io/lines_int.h): a line longer than line_max goes to the reject
+ * hook with its place, never into memory whole. */
 #ifndef SPATE_IO_INT_H
 #define SPATE_IO_INT_H
 
 #include "batch/batch_int.h"
 #include "exec/exec_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 typedef struct sp_source sp_source;
+
+/** The longest line a line source keeps by default (sp_config.line_max): 1 MiB. */
+#define SOURCE_LINE_MAX_DEFAULT ((size_t)1 << 20)
+
+/** Where a source sends input it cannot use (a line longer than its cap): the context's
+ *  rejects output, as ctx_reject. */
+typedef int (*source_reject_fn)(void *ud, const char *origin, int64_t line, const char *reason,
+                                const char *text, size_t len, sp_diag *d);
 
 typedef struct source_vt {
     const char *kind; /* "queueStream", "textFile", ... (used in messages) */
@@ -33,12 +44,22 @@ typedef struct source_vt {
 
 struct sp_source {
     const source_vt *vt;
-    sp_td *td;            /* element type, owned */
+    sp_td *td; /* element type, owned */
     batch_env *env;
-    sp_exec *exec;        /* executors for parallel parsing (may be NULL) */
-    int manual_clock;     /* 1: batch k has time k x interval (queueStream) */
+    sp_exec *exec;           /* executors for parallel parsing (may be NULL) */
+    int manual_clock;        /* 1: batch k has time k x interval (queueStream) */
+    size_t line_max;         /* line sources: longer lines are rejected (set before start) */
+    source_reject_fn reject; /* rejects go there (NULL: only counted in `rejected`) */
+    const atomic_int *stop;  /* the run's stop request: next() does not wait on after it */
+    void *reject_ud;
+    uint64_t rejected; /* lines rejected by the source itself, over the run */
     void *impl;
 };
+
+/** Rejects line `line` of origin (a file name, host:port or stdin), longer than s->line_max,
+ *  showing its first bytes: "ORIGIN:LINE: KIND: line longer than N bytes (dropped): HEAD". */
+int source_reject_long(sp_source *s, const char *origin, int64_t line, const char *head,
+                       size_t nhead, sp_diag *d);
 
 /** Constructors (nothing is opened until start, except what type inference must read).
  *  Free with source_free. */
@@ -52,8 +73,7 @@ int source_socket_new(batch_env *env, const char *host, int port, sp_source **ou
  *  a batch every that many lines (deterministic); 0 takes what arrived by the boundary. */
 int source_fd_new(batch_env *env, int fd, const char *name, size_t batch_lines, sp_source **out,
                   sp_diag *d);
-int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source **out,
-                         sp_diag *d);
+int source_generator_new(batch_env *env, const sp_generator_opts *o, sp_source **out, sp_diag *d);
 void source_free(sp_source *s);
 /** Bounds the ingest buffer of a receiver source (socket, fd) to `bytes` (default 64 MiB).
  *  SP_EINVAL for other sources. */

@@ -1,9 +1,12 @@
-/* lines.c — line splitting over 1 MiB buffered reads (plain, gzip or zstd), appending into
- * raw-text columns, and the per-batch origin (file, line number) of the lines. */
+/* lines.c — cutting bytes into lines of bounded length (every line source), line reading
+ * over 1 MiB buffered reads (plain, gzip or zstd) appending into raw-text columns, and the
+ * per-batch origin (file, line number) of the lines. */
 #include "io/lines_int.h"
 #include "io/source_int.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -23,10 +26,127 @@ struct lines_dec {
     size_t zlast; /* last ZSTD_decompressStream return: 0 at a frame boundary */
 };
 
+/* ------------------------------------------------------------------------ cutting lines */
+
+static size_t lines_cut_max(size_t max)
+{
+    if (!max) return SOURCE_LINE_MAX_DEFAULT;
+    return max > SIZE_MAX / 4 ? SIZE_MAX / 4 : max; /* max + 2 + a read must not overflow */
+}
+
+void lines_cut_init(lines_cut *c, const sp_allocator *a, size_t max)
+{
+    memset(c, 0, sizeof *c);
+    c->alloc = a;
+    c->max = lines_cut_max(max);
+}
+
+void lines_cut_free(lines_cut *c)
+{
+    mem_free(c->alloc, c->buf);
+    c->buf = NULL;
+    c->cap = c->pos = c->len = 0;
+}
+
+void lines_cut_reset(lines_cut *c)
+{
+    c->pos = c->len = 0;
+    c->line = 0;
+    c->skipping = 0;
+}
+
+char *lines_cut_room(lines_cut *c, size_t want)
+{
+    size_t rest = c->len - c->pos;
+    if (c->pos) memmove(c->buf, c->buf + c->pos, rest);
+    c->pos = 0;
+    c->len = rest;
+    if (c->cap - rest < want) {
+        size_t nc = c->cap ? c->cap : want;
+        while (nc - rest < want)
+            nc *= 2;
+        char *nb = mem_realloc(c->alloc, c->buf, nc);
+        if (!nb) return NULL;
+        c->buf = nb;
+        c->cap = nc;
+    }
+    return c->buf + c->len;
+}
+
+void lines_cut_commit(lines_cut *c, size_t n)
+{
+    assert(n <= c->cap - c->len);
+    c->len += n;
+}
+
+static void lines_cut_refuse(lines_cut *c, const char *b, size_t avail)
+{
+    c->over.line = c->line;
+    c->over.nhead = avail < LINES_HEAD ? avail : LINES_HEAD;
+    memcpy(c->over.head, b, c->over.nhead);
+}
+
+int lines_cut_next(lines_cut *c, int eof, const char **p, size_t *n)
+{
+    for (;;) {
+        char *b = c->buf + c->pos;
+        size_t avail = c->len - c->pos;
+        if (c->skipping) {
+            char *nl = avail ? memchr(b, '\n', avail) : NULL;
+            if (!nl) {
+                c->pos = c->len;
+                if (eof) c->skipping = 0;
+                return LINES_NEED;
+            }
+            c->pos += (size_t)(nl - b) + 1;
+            c->skipping = 0;
+            continue;
+        }
+        if (!avail) return LINES_NEED;
+        /* A line of max bytes, a '\r' and its '\n' fit in max + 2 bytes. */
+        size_t look = avail < c->max + 2 ? avail : c->max + 2;
+        char *nl = memchr(b, '\n', look);
+        size_t l;
+        if (nl) {
+            l = (size_t)(nl - b);
+            c->pos += l + 1;
+        } else if (look == c->max + 2) { /* too long: dropped up to its end, if read yet */
+            c->line++;
+            lines_cut_refuse(c, b, avail);
+            char *end = memchr(b + look, '\n', avail - look);
+            c->pos = end ? c->pos + (size_t)(end - b) + 1 : c->len;
+            c->skipping = !end && !eof;
+            return LINES_LONG;
+        } else if (eof) { /* a last line without '\n' */
+            l = avail;
+            c->pos = c->len;
+        } else {
+            return LINES_NEED;
+        }
+        if (l && b[l - 1] == '\r') l--;
+        c->line++;
+        if (l > c->max) {
+            lines_cut_refuse(c, b, l);
+            return LINES_LONG;
+        }
+        *p = b;
+        *n = l;
+        return LINES_LINE;
+    }
+}
+
+/* ----------------------------------------------------------------------------- the reader */
+
 void lines_init(lines_reader *r, const sp_allocator *a)
 {
     memset(r, 0, sizeof *r);
     r->alloc = a;
+    lines_cut_init(&r->cut, a, 0);
+}
+
+void lines_set_max(lines_reader *r, size_t max)
+{
+    r->cut.max = lines_cut_max(max);
 }
 
 static void lines_dec_free(lines_reader *r)
@@ -51,14 +171,9 @@ static int lines_magic(const unsigned char *m, size_t n)
 int lines_open(lines_reader *r, const char *kind, const char *path, sp_diag *d)
 {
     lines_close(r);
-    if (!r->buf) {
-        r->buf = mem_alloc(r->alloc, LINES_CHUNK);
-        if (!r->buf) return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
-        r->cap = LINES_CHUNK;
-    }
     r->f = fopen(path, "rb");
     if (!r->f) return source_errno(d, kind, path, errno);
-    r->pos = r->len = 0;
+    lines_cut_reset(&r->cut);
     r->eof = 0;
     r->line = 0;
     /* Sniff the first four bytes. A regular file is rewound; a pipe or FIFO cannot be, so
@@ -74,9 +189,14 @@ int lines_open(lines_reader *r, const char *kind, const char *path, sp_diag *d)
     int seekable = fseek(r->f, 0, SEEK_SET) == 0;
     int magic = lines_magic(m, n);
     if (!magic) {
-        if (!seekable) {
-            memcpy(r->buf, m, n);
-            r->len = n;
+        if (!seekable && n) {
+            char *room = lines_cut_room(&r->cut, n);
+            if (!room) {
+                lines_close(r);
+                return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
+            }
+            memcpy(room, m, n);
+            lines_cut_commit(&r->cut, n);
         }
         return 0;
     }
@@ -167,73 +287,52 @@ static int lines_src_read(lines_reader *r, char *dst, size_t want, size_t *got, 
     return 0;
 }
 
-/* Moves the unread tail to the front and reads one more chunk; doubles the buffer when a
- * line fills it. Sets eof on end of file. */
+/* Reads one more chunk after the bytes not yet cut. Sets eof on end of file. */
 static int lines_fill(lines_reader *r, const char *kind, const char *path, sp_diag *d)
 {
-    size_t rest = r->len - r->pos;
-    if (r->pos) memmove(r->buf, r->buf + r->pos, rest);
-    r->pos = 0;
-    r->len = rest;
-    if (r->len == r->cap) {
-        char *nb = mem_realloc(r->alloc, r->buf, r->cap * 2);
-        if (!nb)
-            return diag_set(d, SP_ENOMEM, "%s %s: out of memory for a %zu-byte line", kind, path,
-                            r->len);
-        r->buf = nb;
-        r->cap *= 2;
-    }
-    size_t want = r->cap - r->len;
-    if (want > LINES_CHUNK) want = LINES_CHUNK;
+    char *dst = lines_cut_room(&r->cut, LINES_CHUNK);
+    if (!dst) return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
     size_t n = 0;
-    int rc = lines_src_read(r, r->buf + r->len, want, &n, kind, path, d);
+    int rc = lines_src_read(r, dst, LINES_CHUNK, &n, kind, path, d);
     if (rc) return rc;
-    r->len += n;
+    lines_cut_commit(&r->cut, n);
     if (n == 0) r->eof = 1;
     return 0;
 }
 
-int lines_read(lines_reader *r, sp_col *c, size_t max, size_t *nout, int *at_end, const char *kind,
-               const char *path, sp_diag *d)
+int lines_read(lines_reader *r, sp_col *c, size_t max, size_t *nout, int *at_end, int *over,
+               const char *kind, const char *path, sp_diag *d)
 {
     size_t got = 0;
     int rc = 0;
     *at_end = 0;
+    *over = 0;
     while (!max || got < max) {
-        char *p = r->buf + r->pos;
-        size_t avail = r->len - r->pos;
-        char *nl = avail ? memchr(p, '\n', avail) : NULL;
-        if (nl) {
-            size_t l = (size_t)(nl - p);
-            r->pos += l + 1;
-            if (l && p[l - 1] == '\r') l--;
-            if (col_push_text(c, p, l)) goto oom;
+        const char *p;
+        size_t l;
+        int k = lines_cut_next(&r->cut, r->eof, &p, &l);
+        if (k == LINES_LINE) {
+            if (col_push_text(c, p, l)) {
+                rc = diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
+                goto out;
+            }
             got++;
             continue;
         }
-        if (r->eof) {
-            if (avail) {
-                size_t l = avail;
-                if (p[l - 1] == '\r') l--;
-                r->pos = r->len;
-                if (col_push_text(c, p, l)) goto oom;
-                got++;
-            }
+        if (k == LINES_LONG) {
+            *over = 1;
             break;
         }
+        if (r->eof) break;
         if ((rc = lines_fill(r, kind, path, d))) goto out;
     }
     /* Look ahead so that the batch that drains the file is the one that says so. */
-    if (r->pos == r->len && !r->eof) rc = lines_fill(r, kind, path, d);
-    *at_end = r->eof && r->pos == r->len;
+    if (lines_cut_pending(&r->cut) == 0 && !r->eof) rc = lines_fill(r, kind, path, d);
+    *at_end = r->eof && lines_cut_pending(&r->cut) == 0;
 out:
-    r->line += (int64_t)got;
+    r->line = r->cut.line;
     *nout += got;
     return rc;
-oom:
-    r->line += (int64_t)got;
-    *nout += got;
-    return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
 }
 
 void lines_close(lines_reader *r)
@@ -246,9 +345,7 @@ void lines_close(lines_reader *r)
 void lines_free(lines_reader *r)
 {
     lines_close(r);
-    mem_free(r->alloc, r->buf);
-    r->buf = NULL;
-    r->cap = 0;
+    lines_cut_free(&r->cut);
 }
 
 /* ------------------------------------------------------------------------------- origins */

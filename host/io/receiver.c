@@ -1,13 +1,19 @@
 /* receiver.c — live line sources: socketTextStream (TCP client) and lines from a file
- * descriptor (stdin). A receiver thread reads into a private buffer, cuts complete lines
- * (dropping the '\r' of CRLF) and appends them to the ingest buffer: a byte ring of
- * '\n'-terminated lines bounded by `limit` bytes. When the ring is full the receiver blocks
- * (back-pressure: the peer's writes then block in the kernel), it never drops a line. A line
- * longer than the limit is let in alone, into an empty ring. next() moves lines from the ring
- * into the batch's raw-text column under the lock and wakes the receiver.
+ * descriptor (stdin). A receiver thread reads into its line cutter (lines_cut, as file
+ * sources do), cuts complete lines (dropping the '\r' of CRLF) and appends them to the ingest
+ * buffer: a byte ring of '\n'-terminated lines bounded by `limit` bytes. When the ring is full
+ * the receiver blocks (back-pressure: the peer's writes then block in the kernel), it never
+ * drops a line it keeps. A line longer than the limit is let in alone, into an empty ring.
+ * The partial line being read counts against the limit too: the receiver reads on only while
+ * the ring, the partial line and one read fit in it (or the ring is empty). A line longer
+ * than the source's line_max is not kept: the cutter drops it as it arrives, and its number
+ * and first bytes are queued as a reject; the lines after it flow on. next() moves lines from
+ * the ring into the batch's raw-text column under the lock, reports the queued rejects
+ * ("host:port:LINE"), and wakes the receiver.
  *
  * Stopping never hangs: the receiver waits in poll() on its input and on a wake-up pipe, and
  * in pthread_cond_wait only for space, which stop() also signals. */
+#include "io/lines_int.h"
 #include "io/source_int.h"
 
 #include <errno.h>
@@ -17,10 +23,12 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RCV_READ ((size_t)64 << 10)
 #define RCV_LIMIT_DEFAULT ((size_t)64 << 20)
+#define RCV_REJ_MAX 1024 /* overlong lines queued for next() before the receiver waits */
 
 typedef struct rcv {
     const sp_allocator *alloc;
@@ -43,11 +51,15 @@ typedef struct rcv {
     size_t limit;
     int eof; /* the receiver has ended: input closed, error, or stop */
     int stopping;
-    int err; /* errno of a failed read or allocation, 0 if none */
+    int err;         /* errno of a failed read or allocation, 0 if none */
+    lines_over *rej; /* overlong lines not yet reported (RCV_REJ_MAX) */
+    size_t nrej;
 
-    /* Receiver-private: bytes read and not yet cut into lines. */
-    char *wb;
-    size_t wlen, wcap;
+    /* Receiver-private: bytes read and not yet cut into lines, and the lines cut from one
+     * read, '\n'-terminated, on their way to the ring. */
+    lines_cut cut;
+    char *stage;
+    size_t slen, scap;
 } rcv;
 
 static const source_vt socket_vt;
@@ -123,20 +135,68 @@ static int rcv_push(rcv *r, const char *p, size_t m)
     return rc;
 }
 
-/* Drops the '\r' of each "\r\n" in b[0, m) (complete lines) in place; returns the new length. */
-static size_t rcv_crlf(char *b, size_t m)
+/* Queues an overlong line for next() to report, waiting while the queue is full. 0, or 1
+ * when stopping. */
+static int rcv_push_reject(rcv *r, const lines_over *o)
 {
-    size_t w = 0, i = 0;
-    while (i < m) {
-        char *nl = memchr(b + i, '\n', m - i);
-        size_t len = (size_t)(nl - (b + i));
-        size_t keep = (len && b[i + len - 1] == '\r') ? len - 1 : len;
-        if (w != i) memmove(b + w, b + i, keep);
-        w += keep;
-        b[w++] = '\n';
-        i += len + 1;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping && r->nrej == RCV_REJ_MAX)
+        pthread_cond_wait(&r->space, &r->mu);
+    int stop = r->stopping;
+    if (!stop) {
+        r->rej[r->nrej++] = *o;
+        pthread_cond_signal(&r->data);
     }
-    return w;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+/* Cuts what the cutter holds into lines: kept ones are staged and pushed to the ring, overlong
+ * ones queued as rejects, in input order. 0, 1 when stopping, or ENOMEM. */
+static int rcv_cut(rcv *r, int eof)
+{
+    int rc = 0;
+    r->slen = 0;
+    for (;;) {
+        const char *p;
+        size_t n;
+        int k = lines_cut_next(&r->cut, eof, &p, &n);
+        if (k == LINES_NEED) break;
+        if (k == LINES_LINE) {
+            if (r->scap - r->slen < n + 1) {
+                size_t nc = r->scap ? r->scap : RCV_READ;
+                while (nc - r->slen < n + 1)
+                    nc *= 2;
+                char *ns = mem_realloc(r->alloc, r->stage, nc);
+                if (!ns) return ENOMEM;
+                r->stage = ns;
+                r->scap = nc;
+            }
+            memcpy(r->stage + r->slen, p, n);
+            r->slen += n;
+            r->stage[r->slen++] = '\n';
+            continue;
+        }
+        if (r->slen && (rc = rcv_push(r, r->stage, r->slen))) return rc;
+        r->slen = 0;
+        if ((rc = rcv_push_reject(r, &r->cut.over))) return rc;
+    }
+    if (r->slen) rc = rcv_push(r, r->stage, r->slen);
+    r->slen = 0;
+    return rc;
+}
+
+/* Waits until the ring, the partial line and one more read fit in the limit (or the ring is
+ * empty: the line cap then bounds the partial line). 0, or 1 when stopping. */
+static int rcv_wait_bound(rcv *r)
+{
+    size_t part = lines_cut_pending(&r->cut);
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping && r->tail > r->head && r->tail - r->head + part + RCV_READ > r->limit)
+        pthread_cond_wait(&r->space, &r->mu);
+    int stop = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
 }
 
 static void *rcv_main(void *arg)
@@ -144,15 +204,11 @@ static void *rcv_main(void *arg)
     rcv *r = arg;
     int err = 0;
     for (;;) {
-        if (r->wcap - r->wlen < RCV_READ) {
-            size_t nc = r->wcap ? r->wcap * 2 : RCV_READ * 2;
-            char *nb = mem_realloc(r->alloc, r->wb, nc);
-            if (!nb) {
-                err = ENOMEM;
-                break;
-            }
-            r->wb = nb;
-            r->wcap = nc;
+        if (rcv_wait_bound(r)) break;
+        char *dst = lines_cut_room(&r->cut, RCV_READ);
+        if (!dst) {
+            err = ENOMEM;
+            break;
         }
         struct pollfd pf[2] = {{.fd = r->fd, .events = POLLIN},
                                {.fd = r->wake[0], .events = POLLIN}};
@@ -162,35 +218,21 @@ static void *rcv_main(void *arg)
             break;
         }
         if (pf[1].revents) break; /* stop() */
-        ssize_t n = read(r->fd, r->wb + r->wlen, RCV_READ);
+        ssize_t n = read(r->fd, dst, RCV_READ);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             err = errno;
             break;
         }
-        if (n == 0) { /* end of input: a last line without '\n' still counts */
-            if (r->wlen) {
-                r->wb[r->wlen++] = '\n';
-                size_t m = rcv_crlf(r->wb, r->wlen);
-                r->wlen = 0;
-                int prc = rcv_push(r, r->wb, m);
-                if (prc > 1) err = prc;
-            }
-            break;
-        }
-        char *last = memrchr(r->wb + r->wlen, '\n', (size_t)n);
-        r->wlen += (size_t)n;
-        if (!last) continue;
-        size_t whole = (size_t)(last - r->wb) + 1;
-        size_t m = rcv_crlf(r->wb, whole);
-        int prc = rcv_push(r, r->wb, m);
-        memmove(r->wb, r->wb + whole, r->wlen - whole);
-        r->wlen -= whole;
+        /* n == 0 is the end of input: a last line without '\n' still counts. */
+        lines_cut_commit(&r->cut, (size_t)n);
+        int prc = rcv_cut(r, n == 0);
         if (prc == 1) break;
         if (prc) {
             err = prc;
             break;
         }
+        if (n == 0) break;
     }
     pthread_mutex_lock(&r->mu);
     r->eof = 1;
@@ -208,6 +250,8 @@ static int rcv_launch(sp_source *s, sp_diag *d)
         return diag_set(d, SP_EIO, "%s %s: pipe: %s", s->vt->kind, r->place, strerror(errno));
     }
     r->eof = r->stopping = r->err = 0;
+    lines_cut_free(&r->cut);
+    lines_cut_init(&r->cut, r->alloc, s->line_max);
     int e = pthread_create(&r->thread, NULL, rcv_main, r);
     if (e)
         return diag_set(d, SP_ERUNTIME, "%s %s: cannot start the receiver thread: %s", s->vt->kind,
@@ -225,9 +269,21 @@ static int rcv_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_diag *
     SP_CHECK(d, r->running || r->eof, SP_ESTATE, "%s %s: not started", s->vt->kind, r->place);
     if ((rc = source_col_raw(c, d))) return rc;
     pthread_mutex_lock(&r->mu);
+    /* A batch is cut short by a stop request (checked every 50 ms: sp_context_stop may run in
+     * a signal handler, so it cannot signal the condition), or when overlong lines fill the
+     * reject queue meanwhile. */
     if (r->batch_lines)
-        while (r->lines < r->batch_lines && !r->eof)
-            pthread_cond_wait(&r->data, &r->mu);
+        while (r->lines < r->batch_lines && !r->eof && r->nrej < RCV_REJ_MAX &&
+               !(s->stop && atomic_load(s->stop))) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->data, &r->mu, &ts);
+        }
     size_t k = r->lines;
     if (r->batch_lines && k > r->batch_lines) k = r->batch_lines;
     size_t bytes = r->tail - r->head; /* an upper bound for k lines */
@@ -244,11 +300,18 @@ static int rcv_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_diag *
         out->n++;
     }
     if (r->head == r->tail) r->head = r->tail = 0;
+    /* Overlong lines: reported under the lock (the receiver only waits for them when the
+     * queue is full). */
+    int rrc = SP_OK;
+    for (size_t i = 0; i < r->nrej && !rrc; i++)
+        rrc = source_reject_long(s, r->place, r->rej[i].line, r->rej[i].head, r->rej[i].nhead, d);
+    r->nrej = 0;
     pthread_cond_broadcast(&r->space);
     int eof = r->eof, err = r->err;
     size_t left = r->lines;
     pthread_mutex_unlock(&r->mu);
     if (rc) return diag_set(d, rc, "%s %s: out of memory", s->vt->kind, r->place);
+    if (rrc) return rrc;
     if (left == 0 && err)
         return diag_set(d, s->vt == &socket_vt ? SP_ECONN : SP_EIO, "%s %s: %s%s", s->vt->kind,
                         r->place,
@@ -291,7 +354,9 @@ static void rcv_destroy(sp_source *s)
     pthread_cond_destroy(&r->space);
     pthread_cond_destroy(&r->data);
     mem_free(r->alloc, r->ring);
-    mem_free(r->alloc, r->wb);
+    mem_free(r->alloc, r->rej);
+    mem_free(r->alloc, r->stage);
+    lines_cut_free(&r->cut);
     mem_free(r->alloc, r->place);
     mem_free(r->alloc, r->host);
     mem_free(r->alloc, r);
@@ -356,11 +421,13 @@ static int rcv_new(batch_env *env, const source_vt *vt, const char *place, sp_so
     r->fd = -1;
     r->wake[0] = r->wake[1] = -1;
     r->limit = RCV_LIMIT_DEFAULT;
+    lines_cut_init(&r->cut, env->alloc, 0);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->space, NULL);
     pthread_cond_init(&r->data, NULL);
     s->impl = r;
-    if (!(r->place = mem_strdup(env->alloc, place)) || !(s->td = td_leaf(env->alloc, SP_STR))) {
+    if (!(r->place = mem_strdup(env->alloc, place)) || !(s->td = td_leaf(env->alloc, SP_STR)) ||
+        !(r->rej = mem_alloc(env->alloc, RCV_REJ_MAX * sizeof *r->rej))) {
         source_free(s);
         return diag_set(d, SP_ENOMEM, "%s %s: out of memory", vt->kind, place);
     }

@@ -3,11 +3,14 @@
  * lines files (one file for the run, appended batch by batch), foreachRDD. */
 #include "io/io_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -145,6 +148,7 @@ typedef struct text_sink {
     char *suffix; /* NULL or "" : no suffix */
     strbuf sb, target, tmp, old, part;
     int dirty; /* checkpointed: directories written since the last sync point */
+    int swept; /* stale siblings of killed runs removed (text_sweep, at the first write) */
 } text_sink;
 
 static int text_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -185,6 +189,84 @@ static void text_sibling(strbuf *out, const char *target, const char *mid)
     sb_printf(out, ".%s%s-%ld", target + dl, mid, (long)getpid());
 }
 
+/* Stale siblings. A run killed while writing leaves dir/.base-T[.suffix].tmp-PID (a partial
+ * output) and, between its two renames, dir/.base-T[.suffix].old-PID (the previous output of
+ * T, moved aside). At the first write, siblings of this prefix and suffix whose PID is no live
+ * process (kill(PID, 0) fails with ESRCH) are cleaned up: a .tmp is removed; an .old is moved
+ * back when the target is missing (the killed run took it away), else removed. Siblings of
+ * live processes, other prefixes and other suffixes are left alone. Best effort: what cannot
+ * be listed or removed stays. Cost: one listing of the prefix's directory, once per run. */
+
+/* The PID of a stale-sibling candidate `name` of base/suffix, or -1; *old says which kind,
+ * *tlen is the length of the target's name inside it (after the leading '.'). */
+static long text_sibling_pid(const char *name, const char *base, const char *suffix, int *old,
+                             size_t *tlen)
+{
+    size_t bl = strlen(base);
+    if (name[0] != '.' || strncmp(name + 1, base, bl) != 0 || name[1 + bl] != '-') return -1;
+    const char *p = name + 2 + bl;
+    if (*p == '-') p++; /* a batch time before 1970 */
+    if (*p < '0' || *p > '9') return -1;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (suffix && *suffix) {
+        size_t sl = strlen(suffix);
+        if (*p != '.' || strncmp(p + 1, suffix, sl) != 0) return -1;
+        p += 1 + sl;
+    }
+    if (strncmp(p, ".tmp-", 5) == 0)
+        *old = 0;
+    else if (strncmp(p, ".old-", 5) == 0)
+        *old = 1;
+    else
+        return -1;
+    *tlen = (size_t)(p - (name + 1));
+    p += 5;
+    if (*p < '1' || *p > '9') return -1;
+    char *end;
+    errno = 0;
+    long pid = strtol(p, &end, 10);
+    return *end || errno || pid > INT_MAX ? -1 : pid;
+}
+
+static void text_sweep(sp_sink *k)
+{
+    text_sink *t = k->impl;
+    const char *slash = strrchr(t->prefix, '/');
+    strbuf dir, path, target;
+    sb_init(&dir, k->alloc);
+    sb_init(&path, k->alloc);
+    sb_init(&target, k->alloc);
+    if (slash)
+        sb_add(&dir, t->prefix, (size_t)(slash - t->prefix) + 1);
+    else
+        sb_add(&dir, "./", 2);
+    const char *base = slash ? slash + 1 : t->prefix;
+    DIR *dp = dir.oom ? NULL : opendir(sb_cstr(&dir));
+    struct dirent *e;
+    while (dp && (e = readdir(dp))) {
+        int old;
+        size_t tlen;
+        long pid = text_sibling_pid(e->d_name, base, t->suffix, &old, &tlen);
+        if (pid < 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        sb_reset(&path);
+        sb_printf(&path, "%s%s", sb_cstr(&dir), e->d_name);
+        sb_reset(&target);
+        sb_printf(&target, "%s%.*s", sb_cstr(&dir), (int)tlen, e->d_name + 1);
+        if (path.oom || target.oom) break;
+        struct stat st;
+        if (old && lstat(sb_cstr(&target), &st) != 0 && errno == ENOENT &&
+            rename(sb_cstr(&path), sb_cstr(&target)) == 0)
+            continue;
+        text_rm_tree(sb_cstr(&path));
+    }
+    if (dp) closedir(dp);
+    sb_free(&dir);
+    sb_free(&path);
+    sb_free(&target);
+}
+
 static int text_part(text_sink *t, const sp_batch *b, unsigned part, size_t lo, size_t hi,
                      sp_diag *d)
 {
@@ -217,6 +299,10 @@ static int text_write(sp_sink *k, const sp_batch *b, sp_diag *d)
 {
     text_sink *t = k->impl;
     int rc = 0;
+    if (!t->swept) {
+        text_sweep(k);
+        t->swept = 1;
+    }
     sb_reset(&t->target);
     sb_printf(&t->target, "%s-%" PRId64, t->prefix, b->time_ms);
     if (t->suffix && *t->suffix) sb_printf(&t->target, ".%s", t->suffix);

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int source_alloc(batch_env *env, const source_vt *vt, sp_source **out, sp_diag *d)
@@ -13,6 +14,7 @@ int source_alloc(batch_env *env, const source_vt *vt, sp_source **out, sp_diag *
     if (!s) return diag_set(d, SP_ENOMEM, "%s: out of memory", vt->kind);
     s->vt = vt;
     s->env = env;
+    s->line_max = SOURCE_LINE_MAX_DEFAULT;
     *out = s;
     return 0;
 }
@@ -27,6 +29,16 @@ void source_free(sp_source *s)
     }
     if (s->td) td_free(s->env->alloc, s->td);
     mem_free(s->env->alloc, s);
+}
+
+int source_reject_long(sp_source *s, const char *origin, int64_t line, const char *head,
+                       size_t nhead, sp_diag *d)
+{
+    s->rejected++;
+    if (!s->reject) return 0;
+    char why[128];
+    snprintf(why, sizeof why, "%s: line longer than %zu bytes (dropped)", s->vt->kind, s->line_max);
+    return s->reject(s->reject_ud, origin, line, why, head, nhead, d);
 }
 
 int source_seal(sp_batch *b, sp_diag *d)

@@ -96,6 +96,7 @@ static int textfile_start(sp_source *s, sp_diag *d)
 {
     textfile *tf = s->impl;
     tf->at_end = 0;
+    lines_set_max(&tf->rd, s->line_max);
     int rc = textfile_expand(s, d);
     if (rc) return rc;
     return lines_open(&tf->rd, s->vt->kind, tf->files[0], d);
@@ -117,11 +118,15 @@ static int textfile_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_d
         if (fid == UINT32_MAX || lines_origin_add(&tf->origin, out->n, tf->rd.line + 1, fid))
             return diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, path);
         size_t n = 0;
-        int end = 0;
+        int end = 0, over = 0;
         size_t want = tf->batch_lines ? tf->batch_lines - out->n : 0;
-        rc = lines_read(&tf->rd, &out->cols[0], want, &n, &end, kind, path, d);
+        rc = lines_read(&tf->rd, &out->cols[0], want, &n, &end, &over, kind, path, d);
         out->n += n;
         if (rc) return rc;
+        /* An overlong line: rejected; the next round starts a new origin run after it. */
+        if (over && (rc = source_reject_long(s, path, tf->rd.cut.over.line, tf->rd.cut.over.head,
+                                             tf->rd.cut.over.nhead, d)))
+            return rc;
         if (!end) continue;
         lines_close(&tf->rd);
         if (++tf->cur == tf->nfiles) {
@@ -230,6 +235,7 @@ static int dirwatch_start(sp_source *s, sp_diag *d)
     if (stat(w->dir, &st) != 0) return source_errno(d, s->vt->kind, w->dir, errno);
     if (!S_ISDIR(st.st_mode))
         return diag_set(d, SP_EIO, "%s %s: not a directory", s->vt->kind, w->dir);
+    lines_set_max(&w->rd, s->line_max);
     w->started = 1;
     return 0;
 }
@@ -294,16 +300,22 @@ static int dirwatch_next(sp_source *s, int64_t t, sp_batch *out, int *done, sp_d
         }
         if (rc) break;
         uint32_t fid = lines_origin_file(&w->origin, p);
-        if (fid == UINT32_MAX || lines_origin_add(&w->origin, out->n, 1, fid)) {
-            lines_close(&w->rd);
-            rc = diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, p);
-            break;
+        int end = 0;
+        while (!rc &&
+               !end) { /* the whole file, one origin run per stretch between overlong lines */
+            if (fid == UINT32_MAX || lines_origin_add(&w->origin, out->n, w->rd.line + 1, fid)) {
+                rc = diag_set(d, SP_ENOMEM, "%s %s: out of memory", kind, p);
+                break;
+            }
+            size_t n = 0;
+            int over = 0;
+            rc = lines_read(&w->rd, &out->cols[0], 0, &n, &end, &over, kind, p, d);
+            out->n += n;
+            if (!rc && over)
+                rc = source_reject_long(s, p, w->rd.cut.over.line, w->rd.cut.over.head,
+                                        w->rd.cut.over.nhead, d);
         }
-        size_t n = 0;
-        int end;
-        rc = lines_read(&w->rd, &out->cols[0], 0, &n, &end, kind, p, d);
         lines_close(&w->rd);
-        out->n += n;
         if (rc) break;
     }
     /* Mark every listed file as seen, even one that failed, so it is not re-read. */

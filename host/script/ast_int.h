@@ -29,6 +29,7 @@ typedef enum ast_kind {
     A_NAMED,    /* s = kids[0] (a named argument) */
     A_VAL,      /* statement: val s = kids[0] */
     A_BATCH,    /* statement: batch i (ms) [eventTime(s)]; s NULL without eventTime */
+    A_HORIZON,  /* statement: horizon i (ms), the event-time horizon */
     A_WATERMARK /* statement: watermark i (ms) */
 } ast_kind;
 

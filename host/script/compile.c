@@ -42,6 +42,7 @@ struct script {
     const char *ev_col;   /* batch ... eventTime(ev_col), or NULL */
     const ast *ev_at;     /* that statement */
     int64_t watermark_ms; /* watermark statement */
+    int64_t horizon_ms;   /* horizon statement, 0 if none */
     struct {
         char *name, *value;
     } args[SC_MAX_ARGS]; /* --arg name=value */
@@ -1090,7 +1091,7 @@ static int is_stream(sc *c, const ast *a)
 static int statement(sc *c, const ast *a)
 {
     int rc;
-    if (a->k == A_BATCH || a->k == A_WATERMARK) return SP_OK;
+    if (a->k == A_BATCH || a->k == A_WATERMARK || a->k == A_HORIZON) return SP_OK;
     if (a->k == A_VAL) {
         if (c->s->nvals == SC_MAX_VALS) return err_at(c, a, SP_EINVAL, "too many vals");
         if (find_val(c->s, a->s)) return err_at(c, a, SP_EINVAL, "%s is already defined", a->s);
@@ -1288,6 +1289,7 @@ int script_load(const char *name, const char *dir, const char *text, FILE *err, 
             s->ev_at = st->s ? st : NULL;
         }
         if (st->k == A_WATERMARK) s->watermark_ms = st->i;
+        if (st->k == A_HORIZON) s->horizon_ms = st->i;
     }
     return SP_OK;
 }
@@ -1318,6 +1320,11 @@ int64_t script_batch_ms(const script *s)
     return s ? s->batch_ms : 0;
 }
 
+int64_t script_horizon_ms(const script *s)
+{
+    return s ? s->horizon_ms : 0;
+}
+
 int script_build(script *s, sp_context *ctx, FILE *err)
 {
     sc c = {s, ctx, {0}, NULL, NULL};
@@ -1330,11 +1337,12 @@ int script_build(script *s, sp_context *ctx, FILE *err)
         rc = err_at(&c, s->ev_at, SP_EINVAL,
                     "eventTime(%s): no parse() gives a column %s (or _N for a source's column N)",
                     s->ev_col, s->ev_col);
-    if (!rc && s->watermark_ms && !s->ev_col) {
+    if (!rc && (s->watermark_ms || s->horizon_ms) && !s->ev_col) {
         for (int i = 0; i < s->prog.n; i++)
-            if (s->prog.stmts[i]->k == A_WATERMARK) {
+            if (s->prog.stmts[i]->k == A_WATERMARK || s->prog.stmts[i]->k == A_HORIZON) {
                 rc = err_at(&c, s->prog.stmts[i], SP_EINVAL,
-                            "watermark needs event time: batch 1m eventTime(COLUMN)");
+                            "%s needs event time: batch 1m eventTime(COLUMN)",
+                            s->prog.stmts[i]->k == A_HORIZON ? "horizon" : "watermark");
                 break;
             }
     }

@@ -745,6 +745,14 @@ static int p_stmt(parser *ps, ast **out)
         ps->pos++;
         if (!(*out = node(ps, A_WATERMARK, t, 0))) return oom(ps);
         (*out)->i = d->i;
+    } else if (is_kw(t, "horizon") && peek(ps, 1)->k != T_PUNCT) {
+        ps->pos++;
+        tok *d = cur(ps);
+        if (d->k != T_DUR || d->i <= 0)
+            return perr(ps, d->line, d->col, "horizon needs a positive duration (8760h)");
+        ps->pos++;
+        if (!(*out = node(ps, A_HORIZON, t, 0))) return oom(ps);
+        (*out)->i = d->i;
     } else if (is_kw(t, "val")) {
         ps->pos++;
         tok *nm = cur(ps);

@@ -22,6 +22,9 @@ typedef struct script script;
 int script_load(const char *name, const char *dir, const char *text, FILE *err, script **out);
 /** The interval of the script's `batch` statement in ms, or 0 when it has none. */
 int64_t script_batch_ms(const script *s);
+/** The duration of the script's `horizon` statement in ms (sp_config.event_horizon_ms), or 0
+ *  when it has none. */
+int64_t script_horizon_ms(const script *s);
 /** 1 when the script cuts batches by event time (`batch 1m eventTime(time)`). */
 int script_event_time(const script *s);
 /** --arg NAME=VALUE: the value arg("NAME", ...) gives in the script (before script_build; a
