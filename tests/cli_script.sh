@@ -47,6 +47,31 @@ grep -qx 3 "$tmp/e" || fail "run -e should count 3: $(cat "$tmp/e")"
 [ $rc -eq 2 ] || fail "run -e with an unknown name should exit 2, got $rc"
 grep -q '^-e:1:9: unknown name nope$' "$tmp/e2" || fail "run -e error: $(cat "$tmp/e2")"
 
+# err_e TEXT MESSAGE: run -e TEXT exits 2 and its first line of stderr is "-e:MESSAGE"
+err_e() {
+  (cd "$gold" && "$spate" run -e "$1" --batches 1) > /dev/null 2> "$tmp/ee"; local rc=$?
+  [ $rc -eq 2 ] || fail "run -e '$1': exit $rc, expected 2: $(head -3 "$tmp/ee")"
+  [ "$(head -1 "$tmp/ee")" = "-e:$2" ] || fail "run -e '$1': got '$(head -1 "$tmp/ee")', expected '-e:$2'"
+}
+# literals out of range for their type, at the literal (Scala's rules: no L is an Int)
+err_e 'val x = 2147483648' '1:9: integer literal out of range for Int: 2147483648'
+err_e 'val x = -2147483649' '1:10: integer literal out of range for Int: 2147483649'
+err_e 'val x = -(2147483648)' '1:11: integer literal out of range for Int: 2147483648'
+err_e 'val x = -2147483648.toLong' '1:10: integer literal out of range for Int: 2147483648'
+err_e 'val x = 9223372036854775808L' '1:9: integer literal out of range for Long: 9223372036854775808'
+err_e 'val x = 1e999' '1:9: floating-point literal out of range for Double: 1e999'
+err_e 'val x = 1e-999' '1:9: floating-point literal too small for Double: 1e-999'
+err_e 'val x = 1e39f' '1:9: floating-point literal out of range for Float: 1e39'
+err_e 'queueStream("kv.jsonl").window(9999999999999999s).print()' \
+  '1:32: duration too large: 9999999999999999s (at most 9223372036854775807 ms)'
+err_e 'queueStream("kv.jsonl").window(Seconds(9223372036854776L)).print()' \
+  '1:40: duration too large: Seconds(9223372036854776)'
+err_e 'queueStream("kv.jsonl").print(3000000000L)' '1:31: print takes n from 0 to 2147483647, got 3000000000'
+err_e 'socketTextStream("localhost", 70000).print()' '1:31: a port lies in [0, 65535], got 70000'
+# the longest duration is a valid literal: the engine sees it exactly
+err_e 'queueStream("kv.jsonl").window(9223372036854775807ms).print()' \
+  "1:25: window: the window duration (9223372036854775807 ms) and the slide duration (1000 ms) must be positive multiples of the parent stream's slide duration (1000 ms)"
+
 # explain: the script's own view, then the engine's plan with stages and generated source
 (cd "$gold" && "$spate" explain lambdas.spate) > "$tmp/x" 2>&1 || fail "explain: $(cat "$tmp/x")"
 grep -q "line 3: map -> (str,i64,bool,i64)" "$tmp/x" || fail "explain lacks the script view: $(head "$tmp/x")"

@@ -552,9 +552,14 @@ static int arg_dur(sc *c, const ast *a, int64_t *out)
     if (a->k == A_CALL &&
         (!strcmp(a->s, "Seconds") || !strcmp(a->s, "Milliseconds") || !strcmp(a->s, "Minutes")) &&
         a->n == 1 && a->kids[0]->k == A_INT) {
-        *out = a->kids[0]->i * (a->s[0] == 'S'                     ? 1000
-                                : a->s[1] == 'i' && a->s[2] == 'n' ? 60000
-                                                                   : 1);
+        int64_t n = a->kids[0]->i, mul = a->s[0] == 'S'                     ? 1000
+                                         : a->s[1] == 'i' && a->s[2] == 'n' ? 60000
+                                                                            : 1;
+        if (n < 0) return err_at(c, a->kids[0], SP_EINVAL, "%s: a negative duration", a->s);
+        if (n > INT64_MAX / mul)
+            return err_at(c, a->kids[0], SP_EINVAL, "duration too large: %s(%lld)", a->s,
+                          (long long)n);
+        *out = n * mul;
         return SP_OK;
     }
     if (a->k != A_DUR) return err_at(c, a, SP_ETYPE, "expected a duration (10s, 500ms, 1m)");
@@ -597,6 +602,9 @@ static int source(sc *c, const ast *a, sp_stream **out)
         if ((rc = want_args(c, a, na, 2, 2)) || (rc = arg_str(c, a->kids[0], &p)) ||
             (rc = arg_int(c, a->kids[1], &port)))
             return rc;
+        if (port < 0 || port > 65535)
+            return err_at(c, a->kids[1], SP_EINVAL, "a port lies in [0, 65535], got %lld",
+                          (long long)port);
         s = sp_socket_text_stream(ctx, p, (int)port);
     } else if (!strcmp(m, "stdin")) {
         if ((rc = want_args(c, a, na, 0, 0))) return rc;
@@ -988,6 +996,11 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
         ARGS(0, 1);
         int64_t n = 10;
         if (na && (rc = arg_int(c, k1, &n))) goto done;
+        if (n < 0 || n > INT32_MAX) {
+            rc = err_at(c, k1, SP_EINVAL, "print takes n from 0 to %d, got %lld", INT32_MAX,
+                        (long long)n);
+            goto done;
+        }
         if (sp_stream_print(r, (int)n)) rc = api_fail(c, a, "print");
         note(c, a, NULL);
         goto done;
