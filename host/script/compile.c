@@ -1132,6 +1132,15 @@ static int statement(sc *c, const ast *a)
         sp_stream *o;
         return stream(c, &none, a, &o);
     }
+    /* b.print() with b unknown, or a value: say so at b, as stream() does. */
+    const ast *base = a;
+    while (base->k == A_METHOD)
+        base = base->kids[0];
+    if (base != a && base->k == A_NAME) {
+        lenv none = {.nnames = 0};
+        sp_stream *o;
+        if ((rc = stream(c, &none, base, &o))) return rc;
+    }
     return err_at(c, a, SP_ETYPE, "a statement must be a stream operation, val or batch");
 }
 
