@@ -63,6 +63,7 @@ typedef struct parser {
     size_t n, cap, pos;
     size_t neg_lit; /* index of an integer token right after a prefix '-' (0: none) */
     ast *min_lit;   /* the literal read there whose magnitude only fits negated (MIN) */
+    int depth;      /* nesting of p_expr and prefix operators (SP_EXPR_MAX_DEPTH) */
 } parser;
 
 __attribute__((format(printf, 4, 5))) static int perr(parser *ps, int line, int col,
@@ -658,6 +659,18 @@ static int p_postfix(parser *ps, ast **out)
     return rc;
 }
 
+/* Nesting is bounded before the recursion gets deep: every level of brackets, arguments,
+ * lambda bodies, if parts and prefix operators counts; a chain of binary operators or of
+ * postfix calls is parsed in a loop and does not. */
+static int p_enter(parser *ps)
+{
+    if (ps->depth >= SP_EXPR_MAX_DEPTH)
+        return perr(ps, cur(ps)->line, cur(ps)->col, "expression too deeply nested (limit %d)",
+                    SP_EXPR_MAX_DEPTH);
+    ps->depth++;
+    return SP_OK;
+}
+
 static int p_unary(parser *ps, ast **out)
 {
     tok *t = cur(ps);
@@ -667,7 +680,10 @@ static int p_unary(parser *ps, ast **out)
         if (!u) return oom(ps);
         u->op = is_p(t, "!") ? SP_OP_NOT : SP_OP_NEG;
         if (u->op == SP_OP_NEG && cur(ps)->k == T_INT) ps->neg_lit = ps->pos;
-        int rc = p_unary(ps, &u->kids[0]);
+        int rc = p_enter(ps);
+        if (rc) return rc;
+        rc = p_unary(ps, &u->kids[0]);
+        ps->depth--;
         if (rc) return rc;
         /* -2147483648 and -9223372036854775808L are literals; their magnitude alone is not
          * (as in -2147483648.toLong, which negates after the call). */
@@ -727,7 +743,18 @@ static int p_binary(parser *ps, int min_prec, ast **out)
     }
 }
 
+static int p_expr1(parser *ps, ast **out);
+
 static int p_expr(parser *ps, ast **out)
+{
+    int rc = p_enter(ps);
+    if (rc) return rc;
+    rc = p_expr1(ps, out);
+    ps->depth--;
+    return rc;
+}
+
+static int p_expr1(parser *ps, ast **out)
 {
     int np;
     tok *t = cur(ps);
