@@ -147,6 +147,52 @@ static double eval_f(sp_expr *e, double x)
     return r.u.f;
 }
 
+/* SP_EXPR_MAX_DEPTH: a chain through left operands is one level however long, and is typed,
+ * evaluated and freed without recursion; any other nesting past the limit is a type error
+ * at the first node too deep, not a stack overflow. */
+static void test_depth(void **state)
+{
+    (void)state;
+    /* x - 1 + 2 - 3 + ... with 200000 terms: typed and evaluated in loops */
+    sp_expr *e = arg(0);
+    int64_t want = 7;
+    for (int i = 1; i < 200000; i++) {
+        e = bin(i % 2 ? SP_OP_SUB : SP_OP_ADD, e, lit(i));
+        want = i % 2 ? want - i : want + i;
+    }
+    assert_int_equal(eval_i(e, 7), want);
+    /* the same chain in an if behind a chain of && whose right sides divide by x: for x = 0
+     * the first operand decides and no division runs */
+    sp_expr *c = bin(SP_OP_NE, arg(0), lit(0));
+    for (int i = 0; i < 100000; i++)
+        c = bin(SP_OP_AND, c, bin(SP_OP_EQ, bin(SP_OP_DIV, lit(1), arg(0)), lit(0)));
+    assert_int_equal(eval_i(iff(c, e, lit(-1)), 7), want);
+    assert_int_equal(eval_i(iff(c, e, lit(-1)), 0), -1);
+    /* unary nesting: SP_EXPR_MAX_DEPTH levels are fine, one more is not */
+    sp_expr *u = arg(0);
+    for (int i = 1; i < SP_EXPR_MAX_DEPTH; i++)
+        u = un(SP_OP_NEG, u);
+    assert_int_equal(eval_i(u, 5), SP_EXPR_MAX_DEPTH % 2 ? 5 : -5);
+    sp_expr *deep = un(SP_OP_NEG, u);
+    expr_typed *tt = NULL;
+    sp_td *t = ty("i64");
+    sp_diag d = {0};
+    assert_int_equal(expr_compile(deep, NULL, t, NULL, &tt, &d), SP_ETYPE);
+    assert_string_equal(d.msg, "expression too deeply nested (limit 256)");
+    /* a million levels, nested through right operands, with a position at the top */
+    sp_expr *r = lit(1);
+    for (int i = 0; i < 1000000; i++)
+        r = bin(SP_OP_ADD, arg(0), r);
+    r->line = 3;
+    r->col = 9;
+    for (sp_expr *q = r; q->kind == EX_BINOP; q = q->kids[1])
+        if (q != r) q->line = 0;
+    assert_int_equal(expr_compile(r, NULL, t, NULL, &tt, &d), SP_ETYPE);
+    assert_string_equal(d.msg, "expression too deeply nested (limit 256)");
+    assert_null(tt);
+    td_free(NULL, t);
+}
+
 static void test_eval_numbers(void **state)
 {
     (void)state;
@@ -328,7 +374,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typecheck),    cmocka_unit_test(test_eval_numbers),
         cmocka_unit_test(test_eval_strings), cmocka_unit_test(test_monoid),
-        cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_fold),         cmocka_unit_test(test_depth),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     expr_pool_free(P);

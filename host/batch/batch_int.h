@@ -57,6 +57,10 @@ void td_free(const sp_allocator *a, sp_td *t);
 /** Assigns col/ncols over the tree, from column `first`; returns the column count. */
 int td_layout(sp_td *t, int first);
 int td_equal(const sp_td *x, const sp_td *y);
+/** Types nest at most this deep (a leaf is 1, (i64,(i64,i64)) is 3): td_parse rejects
+ *  deeper text, so no stream may have a deeper element type (the type checker rejects lambdas
+ *  that would make one). */
+enum { TD_MAX_DEPTH = 64 };
 /** Parses "i64", "(str,i64)", "(str,(i64,f64))", "Option[i64]", "List[i64]" and lays it out.
  *  Errors name the column of the type string. */
 int td_parse(const sp_allocator *a, const char *s, sp_td **out, sp_diag *d);

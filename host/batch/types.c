@@ -195,8 +195,7 @@ typedef struct td_parser {
     int depth;
 } td_parser;
 
-/* Deep nesting is an error rather than a stack overflow. */
-enum { TD_MAX_DEPTH = 64 };
+/* Deep nesting (TD_MAX_DEPTH) is an error rather than a stack overflow. */
 
 static const struct {
     const char *name;

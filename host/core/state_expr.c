@@ -95,15 +95,30 @@ int stx_error(const stx *x, sp_diag *d)
 
 /* ----------------------------------------------------------------------- type checking */
 
-/* Highest parameter index the body reads outside inner lambdas (-1: none). */
-static int stx_max_arg(const sp_expr *e, uint32_t bound)
+/* A binary node whose left operand is one too: a link of a chain a + b + c. */
+static int stx_link(const sp_expr *e)
 {
-    if (!e) return -1;
-    if (e->kind == EX_ARG) return e->index < 32 && (bound >> e->index & 1) ? -1 : e->index;
-    if (e->kind == EX_LAMBDA && e->index < 32) bound |= 1u << e->index;
+    return e->kind == EX_BINOP && e->n == 2 && e->kids[0] && e->kids[0]->kind == EX_BINOP;
+}
+
+/* Highest parameter index the body reads outside inner lambdas (-1: none), for a body not
+ * yet type checked: nodes below SP_EXPR_MAX_DEPTH are not looked at (the check rejects the
+ * tree), and a chain through left operands is followed in a loop (it is one level). */
+static int stx_max_arg(const sp_expr *e, uint32_t bound, int depth)
+{
+    if (!e || depth > SP_EXPR_MAX_DEPTH) return -1;
     int m = -1;
+    for (; stx_link(e); e = e->kids[0]) {
+        int k = stx_max_arg(e->kids[1], bound, depth + 1);
+        if (k > m) m = k;
+    }
+    if (e->kind == EX_ARG) {
+        int k = e->index < 32 && (bound >> e->index & 1) ? -1 : e->index;
+        return k > m ? k : m;
+    }
+    if (e->kind == EX_LAMBDA && e->index < 32) bound |= 1u << e->index;
     for (int i = 0; i < e->n; i++) {
-        int k = stx_max_arg(e->kids[i], bound);
+        int k = stx_max_arg(e->kids[i], bound, depth + 1);
         if (k > m) m = k;
     }
     return m;
@@ -187,11 +202,36 @@ static sp_expr *stx_field(stx *x, int i)
     return sp_expr_field(x->ctx, sp_expr_arg(x->ctx, 0), i);
 }
 
+static sp_expr *stx_rw(stx *x, const sp_expr *e);
+
+/* A chain through left operands (a + b + c), rewritten innermost first in a loop: its length
+ * costs no stack. The body is type checked, so the recursion below is SP_EXPR_MAX_DEPTH
+ * deep at most. */
+static sp_expr *stx_rw_chain(stx *x, const sp_expr *e)
+{
+    int n = 0;
+    for (const sp_expr *q = e; q->kind == EX_BINOP; q = q->kids[0])
+        n++;
+    const sp_expr **sp = mem_alloc(x->a, (size_t)n * sizeof *sp);
+    if (!sp) return NULL;
+    const sp_expr *q = e;
+    for (int i = n - 1; i >= 0; i--, q = q->kids[0])
+        sp[i] = q;
+    sp_expr *r = stx_rw(x, q);
+    for (int i = 0; i < n && r; i++) {
+        sp_expr *y = stx_rw(x, sp[i]->kids[1]);
+        r = y ? sp_expr_binop(x->ctx, sp[i]->op, r, y) : NULL;
+    }
+    mem_free(x->a, sp);
+    return r;
+}
+
 /* e over the lambda's parameters -> the same over X, or NULL outside the numeric shape. */
 static sp_expr *stx_rw(stx *x, const sp_expr *e)
 {
     sp_context *ctx = x->ctx;
     sp_expr *k[3] = {NULL, NULL, NULL};
+    if (stx_link(e)) return stx_rw_chain(x, e);
     switch (e->kind) {
     case EX_I64:
         return sp_expr_i64(ctx, e->i);
@@ -349,7 +389,7 @@ static int stx_new(sp_context *ctx, const sp_expr *f, const sp_td *kt, const sp_
     }
     /* Two or four parameters: four when the body reads past the second; else two, or four
      * when two do not type-check (a time-aware lambda reading only time and key). */
-    x->nparams = stx_max_arg(f, 0) >= 2 ? 4 : 2;
+    x->nparams = stx_max_arg(f, 0, 1) >= 2 ? 4 : 2;
     rc = stx_check(x, f, want, d);
     if (rc == SP_ETYPE && x->nparams == 2) {
         sp_diag d4;

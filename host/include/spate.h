@@ -211,6 +211,15 @@ typedef enum sp_op {
     SP_OP_MAX
 } sp_op;
 
+/** The deepest nesting a lambda body may have. A node is one level below its parent, except
+ *  that a binary operation that is the left operand of another one stays on its parent's
+ *  level: a chain a + b + c + ... (left-associative, as scripts parse it) is one level however
+ *  long it is. A stream operation given a deeper tree fails with SP_ETYPE "expression too
+ *  deeply nested (limit 256)" at the node past the limit; job scripts report the same at the
+ *  script position. The limit keeps every walk over a tree (checker, host evaluator, OpenCL
+ *  generator) well inside a thread's stack, also under AddressSanitizer. */
+enum { SP_EXPR_MAX_DEPTH = 256 };
+
 sp_expr *sp_expr_arg(sp_context *ctx, int index);
 sp_expr *sp_expr_i64(sp_context *ctx, int64_t v);
 sp_expr *sp_expr_f64(sp_context *ctx, double v);

@@ -277,6 +277,18 @@ static int cg_node(cg *g, const expr_typed *t, const cg_val *arg, cg_val *out)
         return SP_OK;
     }
     case EX_BINOP:
+        if (t->nspine) {
+            /* a chain through left operands (a + b + c): in a loop, innermost first */
+            if ((rc = cg_node(g, t->spine[0]->kids[0], arg, &x))) return rc;
+            for (int i = 0; i < t->nspine; i++) {
+                if ((rc = cg_node(g, t->spine[i]->kids[1], arg, &y)) ||
+                    (rc = cg_binop(g, t->spine[i], &x, &y, &z)))
+                    return rc;
+                x = z;
+            }
+            *out = x;
+            return SP_OK;
+        }
         if ((rc = cg_node(g, t->kids[0], arg, &x)) || (rc = cg_node(g, t->kids[1], arg, &y)))
             return rc;
         return cg_binop(g, t, &x, &y, out);

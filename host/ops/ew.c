@@ -447,12 +447,28 @@ static size_t ew_lower_bound(const uint32_t *idx, size_t n, size_t v)
 }
 
 /* The first integer division or remainder in e with a script position (for messages). */
-static const sp_expr *ew_find_div(const sp_expr *e)
+static int ew_is_div(const sp_expr *e)
 {
-    if (!e) return NULL;
-    if (e->kind == EX_BINOP && (e->op == SP_OP_DIV || e->op == SP_OP_MOD) && e->line > 0) return e;
-    for (int i = 0; i < e->n; i++) {
-        const sp_expr *r = ew_find_div(e->kids[i]);
+    return e->kind == EX_BINOP && (e->op == SP_OP_DIV || e->op == SP_OP_MOD) && e->line > 0;
+}
+
+/* The first division with a position in t, in preorder. A chain through left operands
+ * (expr_typed.spine) is walked in loops in the same order; the rest of the tree is type
+ * checked, so its nesting is bounded. */
+static const sp_expr *ew_find_div(const expr_typed *t)
+{
+    if (!t) return NULL;
+    if (t->nspine) {
+        for (int i = t->nspine - 1; i >= 0; i--)
+            if (ew_is_div(t->spine[i]->e)) return t->spine[i]->e;
+        const sp_expr *r = ew_find_div(t->spine[0]->kids[0]);
+        for (int i = 0; !r && i < t->nspine; i++)
+            r = ew_find_div(t->spine[i]->kids[1]);
+        return r;
+    }
+    if (ew_is_div(t->e)) return t->e;
+    for (int i = 0; i < t->n; i++) {
+        const sp_expr *r = ew_find_div(t->kids[i]);
         if (r) return r;
     }
     return NULL;
@@ -463,7 +479,7 @@ static int ew_div_error(ew_stage *st, size_t row, sp_diag *d)
     char pb[32] = "";
     const sp_expr *dz = NULL;
     for (int k = 0; k < st->nsteps && !dz; k++)
-        dz = ew_find_div(st->steps[k].body);
+        dz = ew_find_div(st->typed[k]);
     return diag_set(d, SP_ERUNTIME, "%s: %sdivision by zero at row %zu", st->name,
                     ew_pos(dz, pb, sizeof pb), row);
 }

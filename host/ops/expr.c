@@ -194,6 +194,7 @@ typedef struct tc_ctx {
     const sp_td *arg[EXPR_MAX_ARGS];
     int nargs;
     sp_diag *d;
+    int *depth; /* nesting level of the node being typed (shared with inner lambdas) */
 } tc_ctx;
 
 /* SP_ETYPE with "L:C: " when the node knows its position. */
@@ -225,9 +226,29 @@ static int tc_oom(const tc_ctx *c)
     return diag_set(c->d, SP_ENOMEM, "type check: out of memory");
 }
 
+/* The nodes of a chain (expr_typed.spine, n of them, NULL entries allowed), without
+ * recursing along it: sp[i]'s kids[0] is sp[i - 1] for i > 0. */
+static void typed_free_chain(const sp_allocator *a, expr_typed **sp, int n)
+{
+    for (int i = 0; i < n; i++) {
+        expr_typed *t = sp[i];
+        if (!t) continue;
+        if (i == 0 && t->n >= 1) expr_typed_free(a, t->kids[0]);
+        if (t->n >= 2) expr_typed_free(a, t->kids[1]);
+        td_free(a, t->td);
+        mem_free(a, t);
+    }
+}
+
 void expr_typed_free(const sp_allocator *a, expr_typed *t)
 {
     if (!t) return;
+    if (t->nspine) {
+        expr_typed **sp = t->spine;
+        typed_free_chain(a, sp, t->nspine); /* frees t too */
+        mem_free(a, sp);
+        return;
+    }
     for (int i = 0; i < t->n; i++)
         expr_typed_free(a, t->kids[i]);
     td_free(a, t->td);
@@ -680,7 +701,81 @@ static int tc_if(const tc_ctx *c, expr_typed *t)
     return rc;
 }
 
+static int tc_node1(const tc_ctx *c, const sp_expr *e, expr_typed **out);
+
+/* A binary node that continues a chain through left operands (a + b + c). */
+static int tc_is_link(const sp_expr *e)
+{
+    return e && e->kind == EX_BINOP && e->n == 2 && e->kids[0] && e->kids[1];
+}
+
+/* e, a binary node whose left operand is one too: the chain through left operands is typed
+ * from the innermost node up in a loop, on e's nesting level, so that its length costs no
+ * stack; the result keeps the chain in expr_typed.spine for the other walks. */
+static int tc_chain(const tc_ctx *c, const sp_expr *e, expr_typed **out)
+{
+    int n = 0, rc = SP_OK;
+    for (const sp_expr *q = e; tc_is_link(q); q = q->kids[0])
+        n++;
+    expr_typed **sp = mem_calloc(c->a, (size_t)n, sizeof *sp);
+    if (!sp) return tc_oom(c);
+    const sp_expr *q = e;
+    for (int i = n - 1; i >= 0; i--, q = q->kids[0]) {
+        if (!(sp[i] = mem_calloc(c->a, 1, sizeof **sp + 2 * sizeof(expr_typed *)))) {
+            rc = tc_oom(c);
+            goto fail;
+        }
+        sp[i]->e = q;
+        sp[i]->kids = (expr_typed **)(sp[i] + 1);
+    }
+    if ((rc = tc_node(c, q, &sp[0]->kids[0]))) goto fail;
+    sp[0]->n = 1;
+    for (int i = 0; i < n; i++) {
+        expr_typed *t = sp[i];
+        if (i) {
+            t->kids[0] = sp[i - 1];
+            t->n = 1;
+        }
+        if ((rc = tc_node(c, t->e->kids[1], &t->kids[1]))) goto fail;
+        t->n = 2;
+        if ((rc = tc_binop(c, t))) goto fail;
+        td_layout(t->td, 0);
+    }
+    sp[n - 1]->spine = sp;
+    sp[n - 1]->nspine = n;
+    *out = sp[n - 1];
+    return SP_OK;
+fail:
+    typed_free_chain(c->a, sp, n);
+    mem_free(c->a, sp);
+    return rc;
+}
+
+/* Nesting of type t (a leaf is 1); t comes from the checker, so at most one more than
+ * TD_MAX_DEPTH. */
+static int tc_type_depth(const sp_td *t)
+{
+    int m = 0;
+    for (int i = 0; t->kind != TD_LEAF && i < t->n; i++) {
+        int k = tc_type_depth(t->child[i]);
+        if (k > m) m = k;
+    }
+    return m + 1;
+}
+
+/* Types e one level below its parent (SP_EXPR_MAX_DEPTH). */
 static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
+{
+    *out = NULL;
+    if (*c->depth >= SP_EXPR_MAX_DEPTH)
+        return tc_err(c, e, "expression too deeply nested (limit %d)", SP_EXPR_MAX_DEPTH);
+    ++*c->depth;
+    int rc = tc_is_link(e) && tc_is_link(e->kids[0]) ? tc_chain(c, e, out) : tc_node1(c, e, out);
+    --*c->depth;
+    return rc;
+}
+
+static int tc_node1(const tc_ctx *c, const sp_expr *e, expr_typed **out)
 {
     *out = NULL;
     if (!e) return diag_set(c->d, SP_EINVAL, "type check: missing expression");
@@ -691,6 +786,10 @@ static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
     int rc = SP_OK;
     if (e->kind == EX_CALL) {
         if ((rc = tc_call(c, t))) goto fail;
+        if (tc_type_depth(t->td) > TD_MAX_DEPTH) {
+            rc = tc_err(c, e, "the value's type nests more than %d deep", TD_MAX_DEPTH);
+            goto fail;
+        }
         td_layout(t->td, 0);
         *out = t;
         return SP_OK;
@@ -790,6 +889,8 @@ static int tc_node(const tc_ctx *c, const sp_expr *e, expr_typed **out)
         }
         mem_free(c->a, ch);
         rc = t->td ? SP_OK : tc_oom(c);
+        if (!rc && tc_type_depth(t->td) > TD_MAX_DEPTH)
+            rc = tc_err(c, e, "the value's type nests more than %d deep", TD_MAX_DEPTH);
         break;
     }
     case EX_BINOP:
@@ -835,7 +936,8 @@ fail:
 int expr_compile(const sp_expr *e, const sp_allocator *a, const sp_td *arg0, const sp_td *arg1,
                  expr_typed **out, sp_diag *d)
 {
-    tc_ctx c = {a, {arg0, arg1}, arg1 ? 2 : 1, d};
+    int depth = 0;
+    tc_ctx c = {a, {arg0, arg1}, arg1 ? 2 : 1, d, &depth};
     int rc = tc_node(&c, e, out);
     if (!rc) (*out)->nargs = c.nargs;
     return rc;
@@ -847,7 +949,8 @@ int expr_compile_n(const sp_expr *e, const sp_allocator *a, int nargs, const sp_
     *out = NULL;
     SP_CHECK(d, nargs >= 0 && nargs <= 4 && (args || nargs == 0), SP_EINVAL,
              "expr_compile_n: bad parameters");
-    tc_ctx c = {a, {NULL}, nargs, d};
+    int depth = 0;
+    tc_ctx c = {a, {NULL}, nargs, d, &depth};
     for (int i = 0; i < nargs; i++)
         c.arg[i] = args[i];
     int rc = tc_node(&c, e, out);
@@ -1450,6 +1553,52 @@ static int ev_node(ev_ctx *c, const expr_typed *t, expr_val *out)
     return rc;
 }
 
+/* Binary node t once its left operand is x: the right one, then the operator. */
+static int ev_binop_right(ev_ctx *c, const expr_typed *t, const expr_val *x, expr_val *out)
+{
+    const sp_expr *e = t->e;
+    expr_val y;
+    int rc;
+    if (e->op == SP_OP_AND || e->op == SP_OP_OR) {
+        /* Short circuit: the right side runs only when it decides. */
+        if ((e->op == SP_OP_AND) != (x->u.i != 0)) {
+            *out = (expr_val){.t = SP_BOOL, .u.i = x->u.i != 0};
+            return SP_OK;
+        }
+        if ((rc = ev_node(c, t->kids[1], &y))) return rc;
+        *out = (expr_val){.t = SP_BOOL, .u.i = y.u.i != 0};
+        return SP_OK;
+    }
+    if ((rc = ev_node(c, t->kids[1], &y))) return rc;
+    if (e->op == SP_OP_ADD && t->td->leaf == SP_STR && (x->t != SP_STR || y.t != SP_STR)) {
+        expr_val xs, ys;
+        if ((rc = ev_to_str(c, x, &xs)) || (rc = ev_to_str(c, &y, &ys))) return rc;
+        return ev_binop(c, t, &xs, &ys, out);
+    }
+    return ev_binop(c, t, x, &y, out);
+}
+
+/* A chain through left operands (expr_typed.spine), innermost first, in a loop. A runtime
+ * error is blamed as the recursion would: on the innermost node with a position on the way
+ * up from where it happened (t itself is left to the caller's ev_node). */
+static int ev_chain(ev_ctx *c, const expr_typed *t, expr_val *out)
+{
+    expr_typed *const *sp = t->spine;
+    int n = t->nspine, i = 0;
+    expr_val x, r;
+    int rc = ev_node(c, sp[0]->kids[0], &x);
+    while (!rc && i < n) {
+        if ((rc = ev_binop_right(c, sp[i], &x, &r))) break;
+        x = r;
+        i++;
+    }
+    if (rc == SP_ERUNTIME)
+        for (int k = i; k < n - 1 && !c->blame; k++)
+            if (sp[k]->e->line > 0) c->blame = sp[k]->e;
+    if (!rc) *out = x;
+    return rc;
+}
+
 static int ev_node1(ev_ctx *c, const expr_typed *t, expr_val *out)
 {
     const sp_expr *e = t->e;
@@ -1485,24 +1634,9 @@ static int ev_node1(ev_ctx *c, const expr_typed *t, expr_val *out)
         return SP_OK;
     }
     case EX_BINOP:
+        if (t->nspine) return ev_chain(c, t, out);
         if ((rc = ev_node(c, t->kids[0], &x))) return rc;
-        if (e->op == SP_OP_AND || e->op == SP_OP_OR) {
-            /* Short circuit: the right side runs only when it decides. */
-            if ((e->op == SP_OP_AND) != (x.u.i != 0)) {
-                *out = (expr_val){.t = SP_BOOL, .u.i = x.u.i != 0};
-                return SP_OK;
-            }
-            if ((rc = ev_node(c, t->kids[1], &y))) return rc;
-            *out = (expr_val){.t = SP_BOOL, .u.i = y.u.i != 0};
-            return SP_OK;
-        }
-        if ((rc = ev_node(c, t->kids[1], &y))) return rc;
-        if (e->op == SP_OP_ADD && t->td->leaf == SP_STR && (x.t != SP_STR || y.t != SP_STR)) {
-            expr_val xs, ys;
-            if ((rc = ev_to_str(c, &x, &xs)) || (rc = ev_to_str(c, &y, &ys))) return rc;
-            return ev_binop(c, t, &xs, &ys, out);
-        }
-        return ev_binop(c, t, &x, &y, out);
+        return ev_binop_right(c, t, &x, out);
     case EX_UNOP:
         if ((rc = ev_node(c, t->kids[0], &x))) return rc;
         if (e->op == SP_OP_NOT) {
@@ -1751,7 +1885,7 @@ int expr_fold(const sp_expr *f, const sp_allocator *a, const sp_batch *in, const
         sb_init(&y, a);
         td_format(t->td, &x);
         td_format(vtd, &y);
-        tc_ctx c = {a, {vtd, vtd}, 2, d};
+        tc_ctx c = {a, {vtd, vtd}, 2, d, NULL};
         rc = tc_err(&c, f, "the reduce function returns %s, the values are %s", x.len ? x.s : "?",
                     y.len ? y.s : "?");
         sb_free(&x);

@@ -95,6 +95,13 @@ typedef struct expr_typed {
     struct expr_typed **kids;
     int nargs; /* the root's lambda parameters (expr_eval reads args[0..nargs)) */
     int call;  /* EX_CALL: which call (expr.c's call_id) */
+    /* The top EX_BINOP of a chain through left operands (a + b + c: ((a + b) + c)): the
+     * chain's binary nodes from the innermost (spine[0], whose kids[0] is not a binary node)
+     * to this one (spine[nspine - 1] == this); nspine 0 elsewhere. Walks go along it in a loop
+     * instead of recursing through kids[0], so a chain of any length costs no stack (the
+     * nesting is bounded by SP_EXPR_MAX_DEPTH, which counts the chain as one level). */
+    struct expr_typed **spine;
+    int nspine;
 } expr_typed;
 
 /** Type-checks e as expr_typecheck does and keeps the typed tree (free with

@@ -58,6 +58,8 @@ typedef struct sc {
     sp_diag d;
     sp_stream *ev_stream;  /* the event-time stream, once made */
     const sc_rec *lam_rec; /* the record names a 1-parameter lambda's element has, or NULL */
+    int depth;             /* nesting of the lambda expression being compiled (ex) */
+    int sdepth;            /* nesting of the stream expression being compiled (stream) */
 } sc;
 
 /* A lambda's parameters in scope: name -> sp_expr_arg index; streams bound by transform. */
@@ -147,12 +149,16 @@ static int add_adapter(sc *c, adapter *ad)
     return SP_OK;
 }
 
-/* The element type of a stream (a new td). */
-static sp_td *stream_td(sc *c, sp_stream *st)
+/* The element type of a stream (a new td); NULL with the reason at a in c->d. */
+static sp_td *stream_td(sc *c, sp_stream *st, const ast *a)
 {
     sp_td *t = NULL;
     sp_diag d;
-    if (td_parse(&c->s->alloc, sp_stream_type(st), &t, &d)) return NULL;
+    diag_clear(&d);
+    if (td_parse(&c->s->alloc, sp_stream_type(st), &t, &d)) {
+        err_at(c, a, d.code ? d.code : SP_EINVAL, "the stream's element type: %s", d.msg);
+        return NULL;
+    }
     return t;
 }
 
@@ -314,7 +320,43 @@ static int ex_method(sc *c, lenv *env, const ast *a, sp_expr **out)
     return ex_check(c, a, sp_expr_call(ctx, m, na + 1, args), out);
 }
 
+/* a op b op c ...: the chain through left operands is compiled in a loop, innermost first, on
+ * a's level (as SP_EXPR_MAX_DEPTH counts it), so its length costs no stack. */
+static int ex_chain(sc *c, lenv *env, const ast *a, sp_expr **out)
+{
+    int n = 0, rc;
+    for (const ast *q = a; q->k == A_BINOP; q = q->kids[0])
+        n++;
+    const ast **sp = mem_alloc(&c->s->alloc, (size_t)n * sizeof *sp);
+    if (!sp) return err_at(c, a, SP_ENOMEM, "out of memory");
+    const ast *q = a;
+    for (int i = n - 1; i >= 0; i--, q = q->kids[0])
+        sp[i] = q;
+    sp_expr *x, *y;
+    rc = ex(c, env, q, &x);
+    for (int i = 0; i < n && !rc; i++)
+        if (!(rc = ex(c, env, sp[i]->kids[1], &y)))
+            rc = ex_check(c, sp[i], sp_expr_binop(c->ctx, sp[i]->op, x, y), &x);
+    mem_free(&c->s->alloc, sp);
+    if (!rc) *out = x;
+    return rc;
+}
+
+static int ex_node(sc *c, lenv *env, const ast *a, sp_expr **out);
+
+/* Compiles a one level below its parent (SP_EXPR_MAX_DEPTH). */
 static int ex(sc *c, lenv *env, const ast *a, sp_expr **out)
+{
+    if (c->depth >= SP_EXPR_MAX_DEPTH)
+        return err_at(c, a, SP_EINVAL, "expression too deeply nested (limit %d)",
+                      SP_EXPR_MAX_DEPTH);
+    c->depth++;
+    int rc = ex_node(c, env, a, out);
+    c->depth--;
+    return rc;
+}
+
+static int ex_node(sc *c, lenv *env, const ast *a, sp_expr **out)
 {
     sp_context *ctx = c->ctx;
     sp_expr *x, *y, *z;
@@ -351,6 +393,7 @@ static int ex(sc *c, lenv *env, const ast *a, sp_expr **out)
         return ex_check(c, a, sp_expr_tuple(ctx, a->n, items), out);
     }
     case A_BINOP:
+        if (a->kids[0]->k == A_BINOP) return ex_chain(c, env, a, out);
         if ((rc = ex(c, env, a->kids[0], &x)) || (rc = ex(c, env, a->kids[1], &y))) return rc;
         return ex_check(c, a, sp_expr_binop(ctx, a->op, x, y), out);
     case A_UNOP:
@@ -553,9 +596,14 @@ static int arg_dur(sc *c, const ast *a, int64_t *out)
     if (a->k == A_CALL &&
         (!strcmp(a->s, "Seconds") || !strcmp(a->s, "Milliseconds") || !strcmp(a->s, "Minutes")) &&
         a->n == 1 && a->kids[0]->k == A_INT) {
-        *out = a->kids[0]->i * (a->s[0] == 'S'                     ? 1000
-                                : a->s[1] == 'i' && a->s[2] == 'n' ? 60000
-                                                                   : 1);
+        int64_t n = a->kids[0]->i, mul = a->s[0] == 'S'                     ? 1000
+                                         : a->s[1] == 'i' && a->s[2] == 'n' ? 60000
+                                                                            : 1;
+        if (n < 0) return err_at(c, a->kids[0], SP_EINVAL, "%s: a negative duration", a->s);
+        if (n > INT64_MAX / mul)
+            return err_at(c, a->kids[0], SP_EINVAL, "duration too large: %s(%lld)", a->s,
+                          (long long)n);
+        *out = n * mul;
         return SP_OK;
     }
     if (a->k != A_DUR) return err_at(c, a, SP_ETYPE, "expected a duration (10s, 500ms, 1m)");
@@ -598,6 +646,9 @@ static int source(sc *c, const ast *a, sp_stream **out)
         if ((rc = want_args(c, a, na, 2, 2)) || (rc = arg_str(c, a->kids[0], &p)) ||
             (rc = arg_int(c, a->kids[1], &port)))
             return rc;
+        if (port < 0 || port > 65535)
+            return err_at(c, a->kids[1], SP_EINVAL, "a port lies in [0, 65535], got %lld",
+                          (long long)port);
         s = sp_socket_text_stream(ctx, p, (int)port);
     } else if (!strcmp(m, "stdin")) {
         if ((rc = want_args(c, a, na, 0, 0))) return rc;
@@ -771,11 +822,12 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
     const sp_allocator *al = &c->s->alloc;
     int na = a->n - 1, rc = SP_OK;
     const ast *k1 = na >= 1 ? a->kids[1] : NULL;
-    sp_td *t = stream_td(c, r), *bt = NULL;
+    sp_td *t = stream_td(c, r, a), *bt = NULL;
     sp_expr *f = NULL, *g = NULL;
     sp_stream *s = NULL;
     char b1[256];
-    if (!t) return err_at(c, a, SP_ENOMEM, "out of memory");
+    sp_diag d; /* one for every branch: method() is on the recursion of nested streams */
+    if (!t) return c->d.code;
     *out = NULL;
     const sc_rec *rec = rec_of(c->s, r);
     c->lam_rec = !strcmp(m, "mapValues") || !strcmp(m, "flatMapValues") ? NULL : rec;
@@ -808,7 +860,6 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
         if ((rc = lambda(c, k1, 1, m, &f))) goto done;
         adapter *ad;
         const char *ot;
-        sp_diag d;
         diag_clear(&d);
         if (adapt_flat_map_new(al, fv ? AD_FLAT_MAP_VALUES : AD_FLAT_MAP, f, fv ? t->child[1] : t,
                                &ad, &ot, &d)) {
@@ -897,7 +948,6 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
             int asc = 1;
             int sb = !strcmp(m, "sortBy");
             adapter *ad;
-            sp_diag d;
             diag_clear(&d);
             if (m[0] == 't') {
                 ARGS(1, 1);
@@ -974,8 +1024,7 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
     } else if (!strcmp(m, "report")) {
         ARGS(1, 2);
         const char *p = NULL, *title = NULL;
-        char buf[4096], deft[64];
-        (void)buf;
+        char deft[64];
         if ((rc = arg_str(c, k1, &p)) || (na == 2 && (rc = arg_str(c, a->kids[2], &title))))
             goto done;
         if (!title) {
@@ -989,14 +1038,17 @@ static int method(sc *c, lenv *env, const ast *a, sp_stream *r, sp_stream **out)
         ARGS(0, 1);
         int64_t n = 10;
         if (na && (rc = arg_int(c, k1, &n))) goto done;
+        if (n < 0 || n > INT32_MAX) {
+            rc = err_at(c, k1, SP_EINVAL, "print takes n from 0 to %d, got %lld", INT32_MAX,
+                        (long long)n);
+            goto done;
+        }
         if (sp_stream_print(r, (int)n)) rc = api_fail(c, a, "print");
         note(c, a, NULL);
         goto done;
     } else if (!strcmp(m, "saveAsTextFiles")) {
         ARGS(1, 2);
         const char *p = NULL, *q = NULL;
-        char buf[4096];
-        (void)buf;
         if ((rc = arg_str(c, k1, &p)) || (na == 2 && (rc = arg_str(c, a->kids[2], &q)))) goto done;
         if (sp_stream_save_as_text_files(r, p, q)) rc = api_fail(c, a, "saveAsTextFiles");
         note(c, a, NULL);
@@ -1031,8 +1083,21 @@ done:
     return rc;
 }
 
-/* A stream-valued expression. */
+static int stream_node(sc *c, lenv *env, const ast *a, sp_stream **out);
+
+/* A stream-valued expression, one level below its parent (SP_EXPR_MAX_DEPTH). */
 static int stream(sc *c, lenv *env, const ast *a, sp_stream **out)
+{
+    if (c->sdepth >= SP_EXPR_MAX_DEPTH)
+        return err_at(c, a, SP_EINVAL, "expression too deeply nested (limit %d)",
+                      SP_EXPR_MAX_DEPTH);
+    c->sdepth++;
+    int rc = stream_node(c, env, a, out);
+    c->sdepth--;
+    return rc;
+}
+
+static int stream_node(sc *c, lenv *env, const ast *a, sp_stream **out)
 {
     int rc;
     if (a->k == A_NAME) {
@@ -1119,6 +1184,15 @@ static int statement(sc *c, const ast *a)
         lenv none = {.nnames = 0};
         sp_stream *o;
         return stream(c, &none, a, &o);
+    }
+    /* b.print() with b unknown, or a value: say so at b, as stream() does. */
+    const ast *base = a;
+    while (base->k == A_METHOD)
+        base = base->kids[0];
+    if (base != a && base->k == A_NAME) {
+        lenv none = {.nnames = 0};
+        sp_stream *o;
+        if ((rc = stream(c, &none, base, &o))) return rc;
     }
     return err_at(c, a, SP_ETYPE, "a statement must be a stream operation, val or batch");
 }
@@ -1327,7 +1401,7 @@ int64_t script_horizon_ms(const script *s)
 
 int script_build(script *s, sp_context *ctx, FILE *err)
 {
-    sc c = {s, ctx, {0}, NULL, NULL};
+    sc c = {.s = s, .ctx = ctx};
     diag_clear(&c.d);
     recs_free(s);
     int rc = SP_OK;

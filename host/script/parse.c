@@ -5,7 +5,6 @@
 #include "script/ast_int.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +49,11 @@ typedef struct tok {
     int line, col;
     const char *p; /* T_IDENT / T_PUNCT: the text (len bytes) */
     size_t len;
-    int64_t i;
+    int64_t i; /* T_INT: the magnitude as written (2^63 wraps to INT64_MIN); T_DUR: ms */
     double f;
     char *s; /* T_STR: unescaped */
     size_t slen;
+    int lng; /* T_INT: written with L (a Long literal) */
 } tok;
 
 typedef struct parser {
@@ -61,6 +61,9 @@ typedef struct parser {
     sp_diag *d;
     tok *t;
     size_t n, cap, pos;
+    size_t neg_lit; /* index of an integer token right after a prefix '-' (0: none) */
+    ast *min_lit;   /* the literal read there whose magnitude only fits negated (MIN) */
+    int depth;      /* nesting of p_expr and prefix operators (SP_EXPR_MAX_DEPTH) */
 } parser;
 
 __attribute__((format(printf, 4, 5))) static int perr(parser *ps, int line, int col,
@@ -204,10 +207,37 @@ static int lex(parser *ps, const char *src)
             while (isalpha((unsigned char)*u))
                 u++;
             size_t ul = (size_t)(u - p);
-            errno = 0;
-            if (ul && !fl) {
+            if (fl) {
+                /* Scala's: a literal must name a finite number, and a non-zero one must not
+                 * round to zero (subnormals are fine). */
+                int f32 = ul == 1 && (*p == 'f' || *p == 'F');
+                if (ul == 1 && (*p == 'd' || *p == 'D' || f32)) ADV();
+                t.k = T_FLOAT;
+                t.f = strtod(buf, NULL);
+                int nonzero = strspn(buf, "0.") < strcspn(buf, "eE");
+                const char *ty = f32 ? "Float" : "Double";
+                if (isinf(t.f) || (f32 && fabs(t.f) > 3.4028234663852886e38))
+                    return perr(ps, t.line, t.col, "floating-point literal out of range for %s: %s",
+                                ty, buf);
+                if (nonzero && (t.f == 0 || (f32 && fabs(t.f) < 7.006492321624085e-46)))
+                    return perr(ps, t.line, t.col, "floating-point literal too small for %s: %s",
+                                ty, buf);
+            } else {
+                /* The magnitude, exactly: 2^63 is kept (as INT64_MIN) for -9223372036854775808L;
+                 * the parser checks the range once it knows the sign. */
+                uint64_t mag = 0;
+                int over = 0;
+                for (size_t k = 0; k < n; k++) {
+                    unsigned dgt = (unsigned)(buf[k] - '0');
+                    if (mag > (UINT64_MAX - dgt) / 10)
+                        over = 1;
+                    else
+                        mag = mag * 10 + dgt;
+                }
                 int64_t mul = 0;
-                if (ul == 2 && !memcmp(p, "ms", 2))
+                if (!ul)
+                    mul = -1;
+                else if (ul == 2 && !memcmp(p, "ms", 2))
                     mul = 1;
                 else if (ul == 1 && *p == 's')
                     mul = 1000;
@@ -216,28 +246,28 @@ static int lex(parser *ps, const char *src)
                 else if (ul == 1 && *p == 'h')
                     mul = 3600000;
                 else if (ul == 1 && (*p == 'L' || *p == 'l'))
-                    mul = -1;
+                    mul = -2;
                 else
                     return perr(ps, t.line, t.col,
                                 "unknown unit '%.*s' (durations take ms, s, m or h)", (int)ul, p);
-                t.i = strtoll(buf, NULL, 10);
                 if (mul > 0) {
+                    if (over || mag > (uint64_t)INT64_MAX / (uint64_t)mul)
+                        return perr(ps, t.line, t.col,
+                                    "duration too large: %s%.*s (at most %lld ms)", buf, (int)ul, p,
+                                    (long long)INT64_MAX);
                     t.k = T_DUR;
-                    t.i *= mul;
+                    t.i = (int64_t)(mag * (uint64_t)mul);
                 } else {
+                    t.lng = mul == -2;
+                    if (over || mag > (uint64_t)INT64_MAX + 1)
+                        return perr(ps, t.line, t.col, "integer literal out of range for %s: %s",
+                                    t.lng ? "Long" : "Int", buf);
                     t.k = T_INT;
+                    t.len = n;
+                    t.i = mag > (uint64_t)INT64_MAX ? INT64_MIN : (int64_t)mag;
                 }
                 for (size_t k = 0; k < ul; k++)
                     ADV();
-            } else if (fl) {
-                if (ul == 1 && (*p == 'd' || *p == 'D' || *p == 'f' || *p == 'F')) ADV();
-                t.k = T_FLOAT;
-                t.f = strtod(buf, NULL);
-            } else {
-                t.k = T_INT;
-                t.i = strtoll(buf, NULL, 10);
-                if (errno == ERANGE)
-                    return perr(ps, t.line, t.col, "integer literal out of range: %s", buf);
             }
             if ((rc = push_tok(ps, t))) return rc;
             continue;
@@ -507,8 +537,21 @@ static int p_primary(parser *ps, ast **out)
     switch (t->k) {
     case T_INT:
     case T_DUR:
+        if (t->k == T_INT) {
+            /* Int unless written with L (Scala's rule); MIN's magnitude only right after a
+             * prefix '-', which folds it (p_unary). */
+            uint64_t lim = t->lng ? (uint64_t)INT64_MAX : (uint64_t)INT32_MAX;
+            uint64_t mag = t->i == INT64_MIN ? (uint64_t)INT64_MAX + 1 : (uint64_t)t->i;
+            int neg = ps->neg_lit == ps->pos;
+            if (mag > lim + (uint64_t)neg)
+                return perr(ps, t->line, t->col, "integer literal out of range for %s: %.*s",
+                            t->lng ? "Long" : "Int", (int)t->len, t->p);
+        }
         if (!(*out = node(ps, t->k == T_INT ? A_INT : A_DUR, t, 0))) return oom(ps);
         (*out)->i = t->i;
+        if (t->k == T_INT && ps->neg_lit == ps->pos &&
+            (t->i == INT64_MIN || (!t->lng && t->i == (int64_t)INT32_MAX + 1)))
+            ps->min_lit = *out;
         ps->pos++;
         return SP_OK;
     case T_FLOAT:
@@ -616,6 +659,18 @@ static int p_postfix(parser *ps, ast **out)
     return rc;
 }
 
+/* Nesting is bounded before the recursion gets deep: every level of brackets, arguments,
+ * lambda bodies, if parts and prefix operators counts; a chain of binary operators or of
+ * postfix calls is parsed in a loop and does not. */
+static int p_enter(parser *ps)
+{
+    if (ps->depth >= SP_EXPR_MAX_DEPTH)
+        return perr(ps, cur(ps)->line, cur(ps)->col, "expression too deeply nested (limit %d)",
+                    SP_EXPR_MAX_DEPTH);
+    ps->depth++;
+    return SP_OK;
+}
+
 static int p_unary(parser *ps, ast **out)
 {
     tok *t = cur(ps);
@@ -624,8 +679,20 @@ static int p_unary(parser *ps, ast **out)
         ast *u = node(ps, A_UNOP, t, 1);
         if (!u) return oom(ps);
         u->op = is_p(t, "!") ? SP_OP_NOT : SP_OP_NEG;
-        int rc = p_unary(ps, &u->kids[0]);
+        if (u->op == SP_OP_NEG && cur(ps)->k == T_INT) ps->neg_lit = ps->pos;
+        int rc = p_enter(ps);
         if (rc) return rc;
+        rc = p_unary(ps, &u->kids[0]);
+        ps->depth--;
+        if (rc) return rc;
+        /* -2147483648 and -9223372036854775808L are literals; their magnitude alone is not
+         * (as in -2147483648.toLong, which negates after the call). */
+        ast *ml = ps->min_lit;
+        ps->min_lit = NULL;
+        if (ml && ml != u->kids[0])
+            return perr(ps, ml->line, ml->col, "integer literal out of range for %s: %s",
+                        ml->i == INT64_MIN ? "Long" : "Int",
+                        ml->i == INT64_MIN ? "9223372036854775808" : "2147483648");
         /* Fold negative literals (so that INT64_MIN and -1.5 are literals). */
         if (u->op == SP_OP_NEG && u->kids[0]->k == A_INT) {
             u->kids[0]->i = (int64_t)(0 - (uint64_t)u->kids[0]->i);
@@ -676,7 +743,18 @@ static int p_binary(parser *ps, int min_prec, ast **out)
     }
 }
 
+static int p_expr1(parser *ps, ast **out);
+
 static int p_expr(parser *ps, ast **out)
+{
+    int rc = p_enter(ps);
+    if (rc) return rc;
+    rc = p_expr1(ps, out);
+    ps->depth--;
+    return rc;
+}
+
+static int p_expr1(parser *ps, ast **out)
 {
     int np;
     tok *t = cur(ps);
@@ -782,7 +860,7 @@ int ast_parse(const sp_allocator *a, const char *text, ast_script *out, ast_aren
     *arena = ar;
     if (!ar) return diag_set(d, SP_ENOMEM, "script: out of memory");
     ar->a = a;
-    parser ps = {ar, d, NULL, 0, 0, 0};
+    parser ps = {.ar = ar, .d = d};
     int rc = lex(&ps, text);
     ast *tmp = NULL;
     size_t cap = 0;
