@@ -343,6 +343,7 @@ static int run_script(cli *c, int explain)
     if (!c->batch_lines_set) c->cfg.batch_lines = script_event_time(sc) ? 65536 : 0;
     if (script_batch_ms(sc) > 0) c->cfg.batch_ms = script_batch_ms(sc);
     if (!c->horizon_set) c->cfg.event_horizon_ms = script_horizon_ms(sc);
+    if (!c->cfg.checkpoint_dir) c->cfg.checkpoint_dir = script_checkpoint_dir(sc);
     script_set_skip(sc, c->cfg.on_error_skip);
     if ((rc = sp_context_new(&c->cfg, &ctx))) {
         fprintf(stderr, "spate: %s\n", sp_strerror(rc));

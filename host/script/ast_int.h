@@ -30,6 +30,7 @@ typedef enum ast_kind {
     A_VAL,      /* statement: val s = kids[0] */
     A_BATCH,    /* statement: batch i (ms) [eventTime(s)]; s NULL without eventTime */
     A_HORIZON,  /* statement: horizon i (ms), the event-time horizon */
+    A_CHECKPOINT, /* statement: checkpoint "s" (or Spark's ssc.checkpoint("s")) */
     A_WATERMARK /* statement: watermark i (ms) */
 } ast_kind;
 

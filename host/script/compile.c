@@ -38,11 +38,12 @@ struct script {
     adapter *ads[SC_MAX_ADAPTERS];
     int nads;
     int skip;
-    strbuf plan;          /* script_explain's listing */
-    const char *ev_col;   /* batch ... eventTime(ev_col), or NULL */
-    const ast *ev_at;     /* that statement */
-    int64_t watermark_ms; /* watermark statement */
-    int64_t horizon_ms;   /* horizon statement, 0 if none */
+    strbuf plan;            /* script_explain's listing */
+    const char *ev_col;     /* batch ... eventTime(ev_col), or NULL */
+    const ast *ev_at;       /* that statement */
+    int64_t watermark_ms;   /* watermark statement */
+    int64_t horizon_ms;     /* horizon statement, 0 if none */
+    const char *checkpoint; /* checkpoint statement's directory, NULL if none */
     struct {
         char *name, *value;
     } args[SC_MAX_ARGS]; /* --arg name=value */
@@ -1156,7 +1157,8 @@ static int is_stream(sc *c, const ast *a)
 static int statement(sc *c, const ast *a)
 {
     int rc;
-    if (a->k == A_BATCH || a->k == A_WATERMARK || a->k == A_HORIZON) return SP_OK;
+    if (a->k == A_BATCH || a->k == A_WATERMARK || a->k == A_HORIZON || a->k == A_CHECKPOINT)
+        return SP_OK;
     if (a->k == A_VAL) {
         if (c->s->nvals == SC_MAX_VALS) return err_at(c, a, SP_EINVAL, "too many vals");
         if (find_val(c->s, a->s)) return err_at(c, a, SP_EINVAL, "%s is already defined", a->s);
@@ -1364,6 +1366,7 @@ int script_load(const char *name, const char *dir, const char *text, FILE *err, 
         }
         if (st->k == A_WATERMARK) s->watermark_ms = st->i;
         if (st->k == A_HORIZON) s->horizon_ms = st->i;
+        if (st->k == A_CHECKPOINT) s->checkpoint = st->s;
     }
     return SP_OK;
 }
@@ -1397,6 +1400,11 @@ int64_t script_batch_ms(const script *s)
 int64_t script_horizon_ms(const script *s)
 {
     return s ? s->horizon_ms : 0;
+}
+
+const char *script_checkpoint_dir(const script *s)
+{
+    return s ? s->checkpoint : NULL;
 }
 
 int script_build(script *s, sp_context *ctx, FILE *err)

@@ -823,6 +823,23 @@ static int p_stmt(parser *ps, ast **out)
         ps->pos++;
         if (!(*out = node(ps, A_WATERMARK, t, 0))) return oom(ps);
         (*out)->i = d->i;
+    } else if ((is_kw(t, "checkpoint") && peek(ps, 1)->k != T_PUNCT) ||
+               (is_kw(t, "checkpoint") && is_p(peek(ps, 1), "(")) ||
+               (t->k == T_IDENT && is_p(peek(ps, 1), ".") && is_kw(peek(ps, 2), "checkpoint") &&
+                is_p(peek(ps, 3), "("))) {
+        /* checkpoint "DIR", checkpoint("DIR"), or Spark's ssc.checkpoint("DIR") */
+        if (!is_kw(t, "checkpoint")) ps->pos += 2;
+        tok *kw = cur(ps);
+        ps->pos++;
+        int paren = is_p(cur(ps), "(");
+        if (paren) ps->pos++;
+        tok *d = cur(ps);
+        if (d->k != T_STR || !d->s || !d->s[0])
+            return perr(ps, d->line, d->col, "checkpoint needs a directory: checkpoint \"DIR\"");
+        ps->pos++;
+        if (paren && (rc = expect(ps, ")"))) return rc;
+        if (!(*out = node(ps, A_CHECKPOINT, kw, 0))) return oom(ps);
+        (*out)->s = d->s;
     } else if (is_kw(t, "horizon") && peek(ps, 1)->k != T_PUNCT) {
         ps->pos++;
         tok *d = cur(ps);

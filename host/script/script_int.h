@@ -25,6 +25,9 @@ int64_t script_batch_ms(const script *s);
 /** The duration of the script's `horizon` statement in ms (sp_config.event_horizon_ms), or 0
  *  when it has none. */
 int64_t script_horizon_ms(const script *s);
+/** The directory of the script's checkpoint statement (relative to the working directory, as
+ *  outputs are), or NULL; --checkpoint wins over it. Belongs to the script. */
+const char *script_checkpoint_dir(const script *s);
 /** 1 when the script cuts batches by event time (`batch 1m eventTime(time)`). */
 int script_event_time(const script *s);
 /** --arg NAME=VALUE: the value arg("NAME", ...) gives in the script (before script_build; a

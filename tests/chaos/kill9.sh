@@ -110,4 +110,18 @@ grep -q 'belongs to another job (fingerprint [0-9a-f]*; this job.s is [0-9a-f]*)
   || fail "wrong-job message: $(cat "$tmp/err")"
 "$spate" checkpoint "$tmp/ck1" > "$tmp/desc" || fail "spate checkpoint failed"
 grep -q 'batches committed: 300[0-9]' "$tmp/desc" || fail "spate checkpoint: $(cat "$tmp/desc")"
+# ---- the script spellings: checkpoint "DIR", checkpoint("DIR"), Spark's ssc.checkpoint("DIR")
+for form in 'checkpoint "D"' 'checkpoint("D")' 'ssc.checkpoint("D")'; do
+  rm -rf "$tmp/cks"
+  text="batch 1s
+${form//D/$tmp/cks}
+queueStream(\"$tmp/q.jsonl\").count().print()"
+  "$spate" run -e "$text" --batches 3 > "$tmp/s.out" 2> "$tmp/err" || fail "$form: $(cat "$tmp/err")"
+  [ -f "$tmp/cks/meta" ] || fail "$form made no checkpoint"
+  "$spate" run -e "$text" --batches 5 > "$tmp/s2.out" 2> "$tmp/err" || fail "$form again: $(cat "$tmp/err")"
+  grep -q 'resuming after batch 3' "$tmp/err" || fail "$form: the second run did not resume: $(cat "$tmp/err")"
+  [ "$(grep -c '^Time:' "$tmp/s2.out")" -eq 2 ] || fail "$form: the second run should print batches 4 and 5"
+done
+"$spate" run -e 'checkpoint 5' > /dev/null 2> "$tmp/err"
+[ $? -eq 2 ] && grep -q 'checkpoint needs a directory' "$tmp/err" || fail "checkpoint without a directory: $(cat "$tmp/err")"
 echo ok
