@@ -164,7 +164,8 @@ void parse_spec_describe(const parse_spec *ps, strbuf *sb)
 
 uint32_t parse_scratch(parse_line *l, size_t n, char **p)
 {
-    if (l->nscratch + n > l->cap_scratch) {
+    /* (also for n == 0 before the first allocation: NULL + 0 is undefined) */
+    if (!l->scratch || l->nscratch + n > l->cap_scratch) {
         size_t nc = l->cap_scratch ? l->cap_scratch : 4096;
         while (nc < l->nscratch + n)
             nc *= 2;
