@@ -287,6 +287,102 @@ static void test_goaccess_format(void **state)
     assert_non_null(strstr(err, "unknown field %Y"));
 }
 
+/* A format that ends in a field ignores the rest of the line (PARSING.md), so the Common format
+ * string reads Combined lines; a field followed by %~ ends at the first space (it used to read
+ * past the end of the format's items). */
+static void test_goaccess_field_at_the_end(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("goaccess-end");
+    char path[512], rej[512];
+    snprintf(path, sizeof path, "%s/a.log", dir);
+    snprintf(rej, sizeof rej, "%s/rejects.txt", dir);
+    assert_int_equal(tu_write_file(path, "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /a "
+                                         "HTTP/1.0\" 200 2326 \"http://x/\" \"Mozilla/4.08\"\n"
+                                         "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /b "
+                                         "HTTP/1.0\" 304 -\n"
+                                         "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /c "
+                                         "HTTP/1.0\" 200 x1\n"),
+                     0);
+    job j = {path, "%h %^[%d:%t %^] \"%r\" %s %b", NULL, rej, NULL, 0, -1};
+    rows r;
+    run_ok(&j, &r);
+    assert_text(r.text, "(1.2.3.4,971186136000,GET,/a,HTTP/1.0,200,2326)\n"
+                        "(1.2.3.4,971186136000,GET,/b,HTTP/1.0,304,0)\n");
+    free(r.text);
+    char *got = tu_read_file(rej, NULL);
+    char want[1024];
+    snprintf(want, sizeof want, "%s:3: parse(format): bytes: not a number: %s", path,
+             "1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /c HTTP/1.0\" 200 x1\n");
+    assert_text(got, want);
+    free(got);
+    assert_int_equal(tu_write_file(path, "1.1.1.1   200\n1.1.1.1 404 trailing text\n9.9.9.9\n"), 0);
+    job j2 = {path, "%h%~%s", NULL, rej, NULL, 0, -1};
+    run_ok(&j2, &r);
+    assert_text(r.text, "(1.1.1.1,200)\n(1.1.1.1,404)\n");
+    free(r.text);
+    got = tu_read_file(rej, NULL);
+    snprintf(want, sizeof want, "%s:3: parse(format): bad status: 9.9.9.9\n", path);
+    assert_text(got, want);
+    free(got);
+}
+
+/* Real-valued timestamps beyond what an int64 of milliseconds holds, NaN and infinities are
+ * rejected with the reason (they used to become INT64_MIN through an undefined cast), in csv
+ * text and in JSON reals alike; so are reals beyond an integer column's range. */
+static void test_timestamps_out_of_range(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("ts-range");
+    char path[512], rej[512];
+    snprintf(path, sizeof path, "%s/a.csv", dir);
+    snprintf(rej, sizeof rej, "%s/rejects.txt", dir);
+    assert_int_equal(tu_write_file(path, "1.5\nnan\ninf\n1e300\n-1e19\n1e16\n-9e15\n"), 0);
+    job j = {path, "csv", "t:ts", rej, NULL, 0, -1};
+    rows r;
+    run_ok(&j, &r);
+    assert_text(r.text, "1500\n-9000000000000000000\n");
+    free(r.text);
+    char *got = tu_read_file(rej, NULL);
+    char want[4096];
+    snprintf(want, sizeof want,
+             "%s:2: parse(csv): t: not a finite timestamp: nan\n"
+             "%s:3: parse(csv): t: not a finite timestamp: inf\n"
+             "%s:4: parse(csv): t: timestamp out of range: 1e300\n"
+             "%s:5: parse(csv): t: timestamp out of range: -1e19\n"
+             "%s:6: parse(csv): t: timestamp out of range: 1e16\n",
+             path, path, path, path, path);
+    assert_text(got, want);
+    free(got);
+    snprintf(path, sizeof path, "%s/a.jsonl", dir);
+    assert_int_equal(tu_write_file(path, "{\"t\":1.5,\"n\":2.0,\"m\":-3.0}\n"
+                                         "{\"t\":1e300}\n"
+                                         "{\"t\":1e16}\n"
+                                         "{\"t\":-1e19}\n"
+                                         "{\"t\":\"nan\"}\n"
+                                         "{\"n\":1e300}\n"
+                                         "{\"n\":-9.3e18}\n"
+                                         "{\"m\":3e9}\n"
+                                         "{\"m\":2147483647.0,\"n\":-9.2e18}\n"),
+                     0);
+    job j2 = {path, "json", "t:ts,n:i64,m:i32", rej, NULL, 0, -1};
+    run_ok(&j2, &r);
+    assert_text(r.text, "(1500,2,-3)\n(0,-9200000000000000000,2147483647)\n");
+    free(r.text);
+    got = tu_read_file(rej, NULL);
+    snprintf(want, sizeof want,
+             "%s:2: parse(json): t: timestamp out of range: {\"t\":1e300}\n"
+             "%s:3: parse(json): t: timestamp out of range: {\"t\":1e16}\n"
+             "%s:4: parse(json): t: timestamp out of range: {\"t\":-1e19}\n"
+             "%s:5: parse(json): t: not a finite timestamp: {\"t\":\"nan\"}\n"
+             "%s:6: parse(json): n: integer out of range: {\"n\":1e300}\n"
+             "%s:7: parse(json): n: integer out of range: {\"n\":-9.3e18}\n"
+             "%s:8: parse(json): m: integer out of range: {\"m\":3e9}\n",
+             path, path, path, path, path, path, path);
+    assert_text(got, want);
+    free(got);
+}
+
 /* ----------------------------------------------------------------------------------- syslog */
 
 static void test_syslog_edge_cases(void **state)
@@ -724,6 +820,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_combined_edge_cases),
         cmocka_unit_test(test_common_ignores_the_rest),
         cmocka_unit_test(test_goaccess_format),
+        cmocka_unit_test(test_goaccess_field_at_the_end),
+        cmocka_unit_test(test_timestamps_out_of_range),
         cmocka_unit_test(test_syslog_edge_cases),
         cmocka_unit_test(test_json_lines),
         cmocka_unit_test(test_csv),

@@ -226,6 +226,55 @@ static void test_queue_malformed(void **state)
     source_free(s);
 }
 
+/* Writes n bytes (NULs included) to path. */
+static void write_bytes(const char *path, const char *s, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(s, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* A NUL byte in a line is an error naming its line and column (a line starting with one used
+ * to be read before the buffer, one inside a line cut it and merged it with the next). */
+static void test_queue_nul_byte(void **state)
+{
+    fixture *f = *state;
+    const char *dir = tu_tmpdir("queue-nul");
+    char path[512], want[600];
+    snprintf(path, sizeof path, "%s/q.jsonl", dir);
+    static const char first[] = "[[\"a\",1]]\n\0[[\"b\",2]]\n[[\"c\",3]]\n";
+    write_bytes(path, first, sizeof first - 1);
+    sp_diag d = {0};
+    sp_source *s = NULL;
+    assert_int_equal(source_queue_new(&f->env, path, "(str,i64)", &s, &d), 0);
+    assert_int_equal(s->vt->start(s, &d), 0);
+    int done;
+    sp_batch *b = next_batch(f, s, 1, &done, 0, &d);
+    assert_int_equal(b->n, 1);
+    assert_int_equal(done, 0);
+    batch_release(b);
+    batch_release(next_batch(f, s, 2, &done, SP_EPARSE, &d));
+    snprintf(want, sizeof want, "queueStream %s:2:1: NUL byte in the line", path);
+    assert_string_equal(d.msg, want);
+    source_free(s);
+    /* inside a line */
+    static const char inside[] = "[[\"a\",1]]\0[[\"b\",2]]\n[[\"c\",3]]\n";
+    write_bytes(path, inside, sizeof inside - 1);
+    assert_int_equal(source_queue_new(&f->env, path, "(str,i64)", &s, &d), 0);
+    assert_int_equal(s->vt->start(s, &d), 0);
+    batch_release(next_batch(f, s, 1, &done, SP_EPARSE, &d));
+    snprintf(want, sizeof want, "queueStream %s:1:10: NUL byte in the line", path);
+    assert_string_equal(d.msg, want);
+    source_free(s);
+    /* while inferring the type, after empty batches: the line number counts them */
+    static const char infer[] = "[]\n\n\0\n[1]\n";
+    write_bytes(path, infer, sizeof infer - 1);
+    assert_int_equal(source_queue_new(&f->env, path, NULL, &s, &d), SP_EPARSE);
+    snprintf(want, sizeof want, "queueStream %s:3:1: NUL byte in the line", path);
+    assert_string_equal(d.msg, want);
+}
+
 static void test_queue_missing_and_untyped(void **state)
 {
     fixture *f = *state;
@@ -1115,6 +1164,7 @@ int main(void)
         cmocka_unit_test(test_queue_bool_float),
         cmocka_unit_test(test_queue_option_list),
         cmocka_unit_test(test_queue_malformed),
+        cmocka_unit_test(test_queue_nul_byte),
         cmocka_unit_test(test_queue_missing_and_untyped),
         cmocka_unit_test(test_text_file_shapes),
         cmocka_unit_test(test_text_file_big),

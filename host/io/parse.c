@@ -2,6 +2,7 @@
  * output batch and string-id cache), rejects, and the time helpers the formats share. */
 #include "io/parse_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -163,7 +164,8 @@ void parse_spec_describe(const parse_spec *ps, strbuf *sb)
 
 uint32_t parse_scratch(parse_line *l, size_t n, char **p)
 {
-    if (l->nscratch + n > l->cap_scratch) {
+    /* (also for n == 0 before the first allocation: NULL + 0 is undefined) */
+    if (!l->scratch || l->nscratch + n > l->cap_scratch) {
         size_t nc = l->cap_scratch ? l->cap_scratch : 4096;
         while (nc < l->nscratch + n)
             nc *= 2;
@@ -326,6 +328,30 @@ int64_t parse_yearless_ms(const parse_spec *ps, parse_line *l, int mon, int day,
     return t;
 }
 
+/* Doubles in [-2^63, 2^63) convert to int64_t; a cast of anything else is undefined. */
+#define PARSE_I64_LO (-9223372036854775808.0)
+#define PARSE_I64_HI 9223372036854775808.0
+
+const char *parse_real_ts(double sec, int64_t *ms)
+{
+    if (!isfinite(sec)) return "not a finite timestamp";
+    double m = sec * 1000.0;
+    if (!(m >= PARSE_I64_LO && m < PARSE_I64_HI)) return "timestamp out of range";
+    *ms = (int64_t)m;
+    return NULL;
+}
+
+const char *parse_real_int(double x, sp_type t, int64_t *v)
+{
+    if (isnan(x)) return "not an integer";
+    if (!(x >= PARSE_I64_LO && x < PARSE_I64_HI)) return "integer out of range";
+    int64_t i = (int64_t)x;
+    if ((double)i != x) return "not an integer";
+    if (t == SP_I32 && (i < INT32_MIN || i > INT32_MAX)) return "integer out of range";
+    *v = i;
+    return NULL;
+}
+
 /* Integer text: optional sign, digits; NULL on anything else. */
 static const char *text_i64(const char *s, size_t n, int64_t *v)
 {
@@ -394,10 +420,7 @@ const char *parse_set_text(const parse_spec *ps, parse_line *l, int c, const cha
             buf[n] = 0;
             char *end;
             double f = strtod(buf, &end);
-            if (end == buf + n) {
-                v->i = (int64_t)(f * 1000.0);
-                return NULL;
-            }
+            if (end == buf + n) return parse_real_ts(f, &v->i);
         }
         return "not a timestamp";
     }

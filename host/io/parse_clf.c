@@ -345,11 +345,16 @@ static int ga_tod(const char *a, const char *b, int64_t *ms)
     return 0;
 }
 
-/* Where the field starting at p ends, given the literal that follows it (NULL: end of line). A
- * literal starting with '"' only matches an unescaped quote. */
+/* Where the field starting at p ends, given the item that follows it: where that literal
+ * begins (one starting with '"' only at an unescaped quote), NULL when it does not occur. A
+ * field followed by %~ or by nothing (NULL: the format's end) ends at the first space or the
+ * end of the line: text after the format's end is ignored. */
 static const char *ga_field_end(const char *p, const char *e, const ga_item *next)
 {
-    if (!next) return e;
+    if (!next || next->spec) {
+        const char *q = memchr(p, ' ', (size_t)(e - p));
+        return q ? q : e;
+    }
     if (next->spaces) {
         const char *q = memchr(p, ' ', (size_t)(e - p));
         return q ? q : NULL;
@@ -400,7 +405,7 @@ static const char *ga_line(const parse_spec *ps, parse_line *l, const char *s, s
         const ga_item *next = i + 1 < g->n ? &g->items[i + 1] : NULL;
         const char *fe = ga_field_end(p, e, next);
         if (!fe) {
-            if (next && i + 2 == g->n && next->lit[0] == '"')
+            if (next && !next->spec && i + 2 == g->n && next->lit[0] == '"')
                 fe = e; /* unterminated last quoted field: the rest of the line */
             else
                 return "line does not match the format";

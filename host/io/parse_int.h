@@ -148,6 +148,14 @@ static inline void parse_set_scratch(parse_line *l, int c, uint32_t off, size_t 
  *  text and "-" are the zero value. Returns NULL or a reason. */
 const char *parse_set_text(const parse_spec *ps, parse_line *l, int c, const char *s, size_t n);
 
+/** Seconds given as a real (epoch seconds with a fraction) to ts milliseconds, truncated toward
+ *  zero. Returns NULL, "not a finite timestamp" (NaN, infinities) or "timestamp out of range"
+ *  (beyond the int64 range of milliseconds, about 292 million years either way). */
+const char *parse_real_ts(double sec, int64_t *ms);
+/** A real that must be an integer of column type t (i32 or i64): NULL, "not an integer" (a
+ *  fraction, NaN) or "integer out of range". */
+const char *parse_real_int(double x, sp_type t, int64_t *v);
+
 /** Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t parse_days(int64_t y, int m, int d);
 /** Month from its three-letter English abbreviation (case-insensitive): 1..12, or 0. */

@@ -123,13 +123,11 @@ static const char *pj_convert(const parse_spec *ps, parse_line *l, int c, const 
         if (t == SP_F32 || t == SP_F64)
             pv->f = x;
         else if (t == SP_TS)
-            pv->i = (int64_t)(x * 1000.0);
+            return parse_real_ts(x, &pv->i);
         else if (t == SP_BOOL)
             pv->i = x != 0;
-        else if (x != (double)(int64_t)x)
-            return "not an integer";
         else
-            pv->i = (int64_t)x;
+            return parse_real_int(x, t, &pv->i);
         return NULL;
     }
     case JS_TRUE:

@@ -22,11 +22,16 @@ typedef struct queue {
     strbuf tds;  /* the element type, formatted, for messages */
 } queue;
 
-/* Reads the next line into q->line; 1 when there was one, 0 at end of file, or an error. */
+/* Reads the next line into q->line; 1 when there was one, 0 at end of file, or an error. The
+ * line is read byte by byte up to its '\n', so a NUL byte inside it stays in the line (and
+ * q->len counts it): queue_parse_line rejects it, and the lines after it keep their numbers. */
 static int queue_readline(queue *q, const sp_allocator *a, sp_diag *d)
 {
+    int c;
     q->len = 0;
     for (;;) {
+        c = getc_unlocked(q->f);
+        if (c == EOF) break;
         if (q->cap - q->len < 2) {
             size_t nc = q->cap ? q->cap * 2 : 4096;
             char *nl = mem_realloc(a, q->line, nc);
@@ -36,15 +41,14 @@ static int queue_readline(queue *q, const sp_allocator *a, sp_diag *d)
             q->line = nl;
             q->cap = nc;
         }
-        if (!fgets(q->line + q->len, (int)(q->cap - q->len), q->f)) {
-            if (ferror(q->f)) return source_errno(d, "queueStream", q->path, errno ? errno : EIO);
-            break;
-        }
-        q->len += strlen(q->line + q->len);
-        if (q->line[q->len - 1] == '\n') break;
+        if (c == '\n') break;
+        q->line[q->len++] = (char)c;
     }
-    if (q->len == 0 && feof(q->f)) return 0;
-    while (q->len && (q->line[q->len - 1] == '\n' || q->line[q->len - 1] == '\r'))
+    if (c == EOF) {
+        if (ferror(q->f)) return source_errno(d, "queueStream", q->path, errno ? errno : EIO);
+        if (q->len == 0) return 0;
+    }
+    while (q->len && q->line[q->len - 1] == '\r')
         q->len--;
     q->line[q->len] = '\0';
     q->lineno++;
@@ -84,6 +88,10 @@ static int queue_parse_line(queue *q, json_t **out, sp_diag *d)
 {
     json_error_t err;
     *out = NULL;
+    const char *nul = memchr(q->line, '\0', q->len);
+    if (nul)
+        return diag_set(d, SP_EPARSE, "queueStream %s:%ld:%ld: NUL byte in the line", q->path,
+                        q->lineno, (long)(nul - q->line) + 1);
     if (queue_blank(q->line)) {
         if (!(*out = json_array()))
             return diag_set(d, SP_ENOMEM, "queueStream %s:%ld: out of memory", q->path, q->lineno);
