@@ -22,6 +22,14 @@
  *                                               output batch is checked (value sum against
  *                                               the generator's, every key string in the
  *                                               range the window's batches drew from)
+ *   jobs_bench rsoak logs [opts]                the flagship log job's shape over rotating
+ *                                               keys: every batch --per-batch requests from as
+ *                                               many new client addresses (paths: one per 8
+ *                                               requests, also new), event-time batches, then
+ *                                               unique clients (HLL) and bytes quantiles
+ *                                               (DDSketch) per path over --window batches,
+ *                                               and the top 10 paths of the window; every
+ *                                               output batch checked (see ls_check_*)
  * opts: --threads N  --batch MS  --batches N  --batch-lines N (0: the whole file in one batch,
  *       the default)  --per-batch N  --metrics FILE  --no-kernel-cache  --window R
  *       --seconds S  --keys K  --no-reclaim
@@ -368,6 +376,154 @@ static int rs_update(void *ud, int64_t t, const sp_row *key, const sp_row *const
     return rc;
 }
 
+/* ------------------------------------------------------- rotating keys, log-job shape */
+
+/* Request N (N = j x per_batch + i for row i of generator batch j, each N once) comes from
+ * client N (an address, a.b.c.d of N's bytes) for path "/item/<N / 8>" with N % 1000 + 1
+ * bytes, stamped in event batch E = j (time LS_ORIGIN + (E + 1) x B), one in four (N % 4 == 0)
+ * an interval earlier (E = j - 1): with the watermark of two intervals the event-time buckets
+ * hold rows across batch times and none is late. A path's 8 requests then fall in E = j - 1
+ * (2) and E = j (6), its bytes in [(8 n) % 1000 + 1, (8 n) % 1000 + 8]. The window of W event
+ * batches ending at E holds paths of generator batches max(0, E - W + 1) .. E + 1, all 8
+ * requests of those of batches E - W + 2 .. E. */
+enum { LS_PATH = 8 };
+#define LS_ORIGIN_BATCHES 3600 /* event time starts an hour of batches after epoch 0 */
+
+typedef struct lsoak {
+    rsoak *k;              /* deadline, batch_ms, window, counters */
+    uint64_t per;          /* requests per generator batch */
+    int64_t ev_n[RS_RING]; /* requests per event batch E, at E mod RS_RING */
+    int64_t last_ev;       /* the latest event batch seen by the tap */
+} lsoak;
+
+static int ls_transform(void *ud, const sp_batch *in, sp_emitter *out)
+{
+    lsoak *L = ud;
+    int64_t B = L->k->batch_ms;
+    int64_t j = sp_batch_time(in) / B - 1;
+    size_t n = sp_batch_count(in);
+    char ip[32], path[32];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t N = (uint64_t)j * L->per + i;
+        int64_t ts =
+            (LS_ORIGIN_BATCHES + j) * B + (int64_t)(N * 7919 % (uint64_t)B) - (N % 4 == 0 ? B : 0);
+        int li = snprintf(ip, sizeof ip, "%u.%u.%u.%u", (unsigned)(N >> 24 & 255),
+                          (unsigned)(N >> 16 & 255), (unsigned)(N >> 8 & 255), (unsigned)(N & 255));
+        int lp = snprintf(path, sizeof path, "/item/%llu", (unsigned long long)(N / LS_PATH));
+        rc = sp_emit_i64(out, ts);
+        if (!rc) rc = sp_emit_str(out, ip, (size_t)li);
+        if (!rc) rc = sp_emit_str(out, path, (size_t)lp);
+        if (!rc) rc = sp_emit_i64(out, (int64_t)(N % 1000 + 1));
+        if (!rc) rc = sp_emit_end(out);
+    }
+    return rc;
+}
+
+static int64_t ls_event(const lsoak *L, const sp_batch *b)
+{
+    return sp_batch_time(b) / L->k->batch_ms - LS_ORIGIN_BATCHES - 1;
+}
+
+/* Event-time tap (registered first): requests per event batch. */
+static int ls_tap(void *ud, const sp_batch *b)
+{
+    lsoak *L = ud;
+    int64_t e = ls_event(L, b);
+    L->ev_n[(e + RS_RING) % RS_RING] = (int64_t)sp_batch_count(b);
+    L->last_ev = e;
+    return 0;
+}
+
+/* Path n of "/item/<n>", or -1. */
+static int64_t ls_path(const sp_batch *b, size_t i)
+{
+    size_t len;
+    const char *s = sp_batch_str(b, i, 0, &len);
+    if (!s || len < 7 || len > 26 || memcmp(s, "/item/", 6)) return -1;
+    int64_t v = 0;
+    for (size_t c = 6; c < len; c++) {
+        if (s[c] < '0' || s[c] > '9') return -1;
+        v = v * 10 + (s[c] - '0');
+    }
+    return v;
+}
+
+/* Every key a path of the window's generator batches. */
+static int ls_keys_in_window(const lsoak *L, const sp_batch *b, int64_t e)
+{
+    int64_t per_path = (int64_t)L->per / LS_PATH, first = e - L->k->window + 1;
+    int64_t lo = (first < 0 ? 0 : first) * per_path, hi = (e + 2) * per_path;
+    for (size_t i = 0; i < sp_batch_count(b); i++) {
+        int64_t p = ls_path(b, i);
+        if (p < lo || p >= hi) return 0;
+    }
+    return 1;
+}
+
+static void ls_result(lsoak *L, const char *what, int64_t e, int bad, const sp_batch *b)
+{
+    rsoak *k = L->k;
+    if (bad && k->errors < 5)
+        fprintf(stderr, "jobs_bench rsoak logs: event batch %lld: %s wrong (%zu rows)\n",
+                (long long)e, what, sp_batch_count(b));
+    k->errors += (uint64_t)bad;
+    k->checked++;
+    k->rows += sp_batch_count(b);
+    if (bench_now() >= k->deadline) sp_context_stop(k->ctx);
+}
+
+/* Unique clients per path: each estimate in [1, 2 x 8], their sum within 2% of the window's
+ * requests (every request has its own client). */
+static int ls_check_distinct(void *ud, const sp_batch *b)
+{
+    lsoak *L = ud;
+    int64_t e = ls_event(L, b), want = 0, sum = 0;
+    for (int64_t x = e - L->k->window + 1; x <= e; x++)
+        if (x >= -1) want += L->ev_n[(x + RS_RING) % RS_RING];
+    int bad = e != L->last_ev || !ls_keys_in_window(L, b, e);
+    for (size_t i = 0; i < sp_batch_count(b); i++) {
+        int64_t v = sp_batch_i64(b, i, 1);
+        if (v < 1 || v > 2 * LS_PATH) bad = 1;
+        sum += v;
+    }
+    if (llabs(sum - want) > want / 50 + 10) bad = 1;
+    ls_result(L, "countApproxDistinctByKeyAndWindow", e, bad, b);
+    return 0;
+}
+
+/* Bytes quantiles per path: both within the relative accuracy of the path's byte range. */
+static int ls_check_quantiles(void *ud, const sp_batch *b)
+{
+    lsoak *L = ud;
+    int64_t e = ls_event(L, b);
+    int bad = !ls_keys_in_window(L, b, e) || sp_batch_count(b) == 0;
+    for (size_t i = 0; i < sp_batch_count(b) && !bad; i++) {
+        int64_t p = ls_path(b, i);
+        double lo = (double)(p * LS_PATH % 1000 + 1), hi = lo + LS_PATH - 1;
+        for (int c = 1; c <= 2; c++) {
+            double q = sp_batch_f64(b, i, c);
+            if (!(q >= lo * 0.99 && q <= hi * 1.01)) bad = 1;
+        }
+    }
+    ls_result(L, "approxQuantilesByKeyAndWindow", e, bad, b);
+    return 0;
+}
+
+/* Top 10 paths by requests over the window: 10 rows, each a path of the window with all its
+ * requests in it (8; 2 in the first window, which holds only early requests). */
+static int ls_check_topk(void *ud, const sp_batch *b)
+{
+    lsoak *L = ud;
+    int64_t e = ls_event(L, b);
+    int64_t full = e >= 0 ? LS_PATH : 2;
+    int bad = sp_batch_count(b) != 10 || !ls_keys_in_window(L, b, e);
+    for (size_t i = 0; i < sp_batch_count(b); i++)
+        if (sp_batch_i64(b, i, 1) != full) bad = 1;
+    ls_result(L, "topK", e, bad, b);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------- main */
 
 typedef struct opts {
@@ -426,7 +582,8 @@ static int parse_opts(int argc, char **argv, int first, opts *o)
 static int usage(void)
 {
     fputs("usage: jobs_bench wordcount FILE OUT | ysb FILE ADS OUT | ysbparse FILE | "
-          "cluster FILE OUT | sched | keys KEYS | soak | rsoak reduce|window|rkw|state  [--threads "
+          "cluster FILE OUT | sched | keys KEYS | soak | rsoak reduce|window|rkw|state|logs  "
+          "[--threads "
           "N] [--batch MS] "
           "[--batches N] [--batch-lines N] [--per-batch N] [--metrics FILE] "
           "[--no-kernel-cache] [--no-reclaim] [--window R] [--seconds S] [--keys K]\n",
@@ -458,6 +615,7 @@ int main(int argc, char **argv)
     ad_map ads = {0, NULL, NULL};
     soak soak_state = {NULL, 0, 0};
     static rsoak rs;
+    static lsoak ls;
     sp_context *ctx = NULL;
     int rc = sp_context_new(&o.cfg, &ctx);
     if (rc) {
@@ -504,6 +662,51 @@ int main(int argc, char **argv)
                        ev, SP_AGG_AVG, (int64_t)o.window * o.cfg.batch_ms, o.cfg.batch_ms)
                  : NULL;
         w.time_at = 0;
+    } else if (!strcmp(job, "rsoak") && !strcmp(argv[2], "logs")) {
+        /* The flagship log job's shape (data/jobs/access_report.spate) over rotating keys. */
+        static const double qs[] = {0.5, 0.95};
+        int64_t B = o.cfg.batch_ms, W = (int64_t)o.window * B;
+        if (o.window < 2 || o.window > RS_RING / 2 || o.per_batch % LS_PATH) return usage();
+        sp_generator_opts g = {0};
+        g.seed = 7;
+        g.keys = 1; /* only the row count is used */
+        g.value_max = 1;
+        g.per_batch = o.per_batch;
+        rs.ctx = ctx;
+        rs.batch_ms = B;
+        rs.window = o.window;
+        ls.k = &rs;
+        ls.per = o.per_batch;
+        ls.last_ev = INT64_MIN;
+        sp_stream *gen = sp_generator(ctx, &g);
+        sp_stream *reqs =
+            gen ? sp_stream_transform(gen, "(i64,str,str,i64)", ls_transform, &ls) : NULL;
+        sp_stream *ev = reqs ? sp_stream_event_time(reqs, 0, 2 * B) : NULL;
+        sp_expr *r = sp_expr_arg(ctx, 0);
+        sp_expr *path = sp_expr_field(ctx, r, 2);
+        sp_stream *clients =
+            ev ? sp_stream_map(ev, sp_expr_tuple2(ctx, path, sp_expr_field(ctx, r, 1))) : NULL;
+        sp_stream *bytes =
+            ev ? sp_stream_map(ev, sp_expr_tuple2(ctx, path, sp_expr_field(ctx, r, 3))) : NULL;
+        sp_stream *hits =
+            ev ? sp_stream_map(ev, sp_expr_tuple2(ctx, path, sp_expr_i64(ctx, 1))) : NULL;
+        sp_stream *uniq =
+            clients ? sp_stream_count_approx_distinct_by_key_and_window(clients, 0.05, W, B) : NULL;
+        sp_stream *quant =
+            bytes ? sp_stream_approx_quantiles_by_key_and_window(bytes, 2, qs, 0.01, W, B) : NULL;
+        sp_stream *top =
+            hits ? sp_stream_top_k(sp_stream_reduce_by_key_and_window_agg(hits, SP_AGG_SUM, W, B),
+                                   10)
+                 : NULL;
+        if (!uniq || !quant || !top) {
+            res = NULL;
+        } else {
+            rc = sp_stream_foreach_rdd(ev, ls_tap, &ls);
+            if (!rc) rc = sp_stream_foreach_rdd(uniq, ls_check_distinct, &ls);
+            if (!rc) rc = sp_stream_foreach_rdd(quant, ls_check_quantiles, &ls);
+            res = top;
+            job = "lsoak";
+        }
     } else if (!strcmp(job, "rsoak")) {
         const char *op = argv[2];
         sp_generator_opts g = {0};
@@ -570,6 +773,8 @@ int main(int argc, char **argv)
         rc = rc ? rc : sp_stream_foreach_rdd(res, soak_tick, &soak_state);
     else if (!strcmp(job, "rsoak"))
         rc = rc ? rc : sp_stream_foreach_rdd(res, rs_check, &rs);
+    else if (!strcmp(job, "lsoak"))
+        rc = rc ? rc : sp_stream_foreach_rdd(res, ls_check_topk, &ls);
     else if (!strcmp(job, "ysbparse"))
         rc = sp_stream_foreach_rdd(res, sum_counts, &soak_state);
     else
@@ -587,7 +792,7 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     sp_memory_stats ms;
     sp_context_memory(ctx, &ms);
-    if (!strcmp(job, "rsoak")) {
+    if (!strcmp(job, "rsoak") || !strcmp(job, "lsoak")) {
         soak_state.rows = rs.rows;
         if (rs.errors || !rs.checked) rc = rc ? rc : -1;
     }

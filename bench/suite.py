@@ -663,9 +663,11 @@ class Suite:
         domain of 100 K string keys (reduceByKey and a sliding reduceByKeyAndWindow), then
         rotating keys: every batch draws 200 K keys never seen before (jobs_bench rsoak), into
         reduceByKey, window + reduceByKey, reduceByKeyAndWindow and updateStateByKey with an
-        update that removes keys; each rotating job checks every output batch (a row counts as
-        correct only if every batch checked). Writes soak.json (rows in the suite's format)
-        to the output directory; the full run merges it."""
+        update that removes keys, and the log job's shape (jobs_bench rsoak logs: event time,
+        HLL and DDSketch per path over a window, top 10); each rotating job checks every output
+        batch (a row counts as correct only if every batch checked). Writes soak.json (rows in
+        the suite's format) to the output directory, with --soak-only into the rows already
+        there (merge_soak); the full run merges it."""
         secs = minutes * 60
         every = 5.0
         rows, first_note = [], len(self.notes)
@@ -682,7 +684,12 @@ class Suite:
         ops = {"reduce": "reduceByKey(SUM)",
                "window": "window(10 s, 1 s) then reduceByKey(SUM)",
                "rkw": "reduceByKeyAndWindow(SUM, 10 s, 1 s)",
-               "state": "updateStateByKey (a key without new values is removed)"}
+               "state": "updateStateByKey (a key without new values is removed)",
+               "logs": "the log job's shape (data/jobs/access_report.spate): requests from 200 K "
+                       "new client addresses every batch, a new path per 8 requests, event-time "
+                       "batches (watermark 2 batches, a quarter of the requests one batch early), "
+                       "then per path over a 10-batch window unique clients (HLL, 5%), bytes "
+                       "p50/p95 (DDSketch, 1%) and the top 10 paths by requests"}
         for op, what in ops.items():
             if only and op not in only:
                 continue
@@ -691,15 +698,29 @@ class Suite:
             self.log(f"soak, rotating keys, {op}: {minutes} min, RSS every {every:.0f} s")
             ok, j, samples = self.soak_run(cmd, minutes, every)
             ok = ok and j.get("checked_batches", 0) > 0 and j.get("bad_batches", 1) == 0
+            timed = (f"generator at full speed, 200 K records per batch over 200 K new string "
+                     f"keys every batch -> {what}" if op != "logs" else
+                     f"generator at full speed, 200 K records per batch -> {what}")
             rows.append(self.soak_row(
                 f"soak rotating keys {op} {minutes} min, RSS end / RSS at 1 min",
-                f"generator at full speed, 200 K records per batch over 200 K new string keys "
-                f"every batch -> {what}; every output batch checked; VmRSS every {every:.0f} s",
+                f"{timed}; every output batch checked; VmRSS every {every:.0f} s",
                 minutes, every, ok, j, samples, 1.10))
+        machine = self.machine()
+        for r in rows:
+            r["commit"] = machine.get("commit")
+            r["date"] = machine.get("date")
         os.makedirs(self.a.out, exist_ok=True)
-        with open(os.path.join(self.a.out, "soak.json"), "w") as f:
-            json.dump({"machine": self.machine(), "rows": rows, "notes": self.notes[first_note:]},
-                      f, indent=1)
+        path = os.path.join(self.a.out, "soak.json")
+        if not only or not os.path.exists(path):
+            with open(path, "w") as f:
+                json.dump({"machine": machine, "rows": rows, "notes": self.notes[first_note:]},
+                          f, indent=1)
+        else:
+            try:
+                merge_soak(path, rows, self.notes[first_note:], machine)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                self.log(f"soak: {path} not merged ({e})")
+                return False
         return all(r["correct"] for r in rows)
 
     # ------------------------------------------------------------------ output
@@ -866,6 +887,32 @@ def charts(doc, out):
     plt.close(fig)
 
 
+def soak_job(case):
+    """The soak job of a row's case: fixed, or the rotating job's operator (reduce, logs, ...)."""
+    w = case.split()
+    return w[3] if w[:3] == ["soak", "rotating", "keys"] and len(w) > 3 else "fixed"
+
+
+def merge_soak(path, rows, notes, machine):
+    """Writes rows into the soak.json at path, replacing its rows of the same jobs (whatever
+    their length) and keeping the others: --soak-only reruns some rows. Every row says the
+    commit and date of its run."""
+    with open(path) as f:
+        old = json.load(f)
+    om = old.get("machine", {})
+    for r in rows:
+        r.setdefault("commit", machine.get("commit"))
+        r.setdefault("date", machine.get("date"))
+    done = {soak_job(r["case"]) for r in rows}
+    kept = [dict(r, commit=r.get("commit", om.get("commit")), date=r.get("date", om.get("date")))
+            for r in old.get("rows", []) if soak_job(r.get("case", "")) not in done]
+    kept_notes = [n for n in old.get("notes", [])
+                  if not (n.startswith("soak") and soak_job(n.split(",")[0]) in done)]
+    with open(path, "w") as f:
+        json.dump({"machine": machine, "rows": kept + rows, "notes": kept_notes + notes}, f,
+                  indent=1)
+
+
 def update_readme(md):
     path = os.path.join(HERE, "README.md")
     if not os.path.exists(path):
@@ -887,7 +934,8 @@ def main():
     ap.add_argument("--reps", type=int, default=0)
     ap.add_argument("--only", default=ALL_PARTS)
     ap.add_argument("--soak-only", default="", metavar="JOBS",
-                    help="soak: only these of fixed,reduce,window,rkw,state (comma-separated)")
+                    help="soak: only these of fixed,reduce,window,rkw,state,logs (comma-separated); "
+                         "the other rows of the output's soak.json stay")
     ap.add_argument("--soak", type=float, nargs="?", const=10.0, metavar="MINUTES",
                     help="only the long resident-memory run (default 10 minutes)")
     a = ap.parse_args()

@@ -468,35 +468,132 @@ static void test_int_keys_reduce_equals_reference(void **st)
     free(got);
 }
 
-/* A job with a node that cannot enumerate its ids (a sketch) does not reclaim. */
-static void test_unmarkable_node_disables_reclaiming(void **st)
+/* ------------------------------------------------------- event time and the sketch nodes */
+
+/* An access-log shape, as the flagship log job reads it: (ts, client, path, bytes) in
+ * EV_ARRIVALS arrival batches of EV_PER records. Clients and paths rotate (arrival a draws
+ * clients from [200 a, 200 a + 300) and paths from [100 a, 100 a + 150)), and every third
+ * record is stamped 1.5 s before its arrival batch: with a 2 s watermark the event-time
+ * buckets hold rows (and their strings) across batch times, never late ones. */
+enum { EV_ARRIVALS = 44, EV_PER = 300 };
+static const char *ev_input(void)
+{
+    static char path[512];
+    if (path[0]) return path;
+    size_t cap = (size_t)EV_ARRIVALS * EV_PER * 64 + 64, len = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (unsigned a = 0; a < EV_ARRIVALS; a++) {
+        len += (size_t)snprintf(text + len, cap - len, "[");
+        for (unsigned i = 0; i < EV_PER; i++) {
+            long long ts = 10000000LL + a * 1000LL + (i * 37) % 1000 - (i % 3 == 0 ? 1500 : 0);
+            len += (size_t)snprintf(text + len, cap - len, "%s[%lld,\"c%u\",\"/p/%u\",%u]",
+                                    i ? "," : "", ts, a * 200 + (i * 7) % 300,
+                                    a * 100 + (i * 11) % 150, (i * 131 + a * 17) % 5000 + 1);
+        }
+        len += (size_t)snprintf(text + len, cap - len, "]\n");
+    }
+    snprintf(path, sizeof path, "%s", write_tmp("access.jsonl", text));
+    free(text);
+    return path;
+}
+
+static sp_stream *ev_stream(sp_context *ctx)
+{
+    sp_stream *q = sp_queue_stream(ctx, ev_input(), "(ts,str,str,i64)");
+    return q ? sp_stream_event_time(q, 0, 2000) : NULL;
+}
+
+/* r => (r._<a>, r._<b>) */
+static sp_stream *pair_of(sp_context *ctx, sp_stream *s, int a, int b)
+{
+    sp_expr *r = sp_expr_arg(ctx, 0);
+    return sp_stream_map(s,
+                         sp_expr_tuple2(ctx, sp_expr_field(ctx, r, a), sp_expr_field(ctx, r, b)));
+}
+
+/* Unique clients per path over 6 s sliding by 1 s (HLL panes keep path ids; the memo of
+ * client hashes is indexed by dictionary id). */
+static sp_stream *job_ev_distinct_window(sp_context *ctx)
+{
+    sp_stream *e = ev_stream(ctx);
+    return e ? sp_stream_count_approx_distinct_by_key_and_window(pair_of(ctx, e, 2, 1), 0.02, 6000,
+                                                                 1000)
+             : NULL;
+}
+
+static void test_event_time_distinct_by_key_window_equals_reference(void **st)
 {
     (void)st;
-    sp_config cfg;
-    sp_config_init(&cfg);
-    cfg.max_batches = 5;
-    cfg.reclaim_every = 10;
-    sp_context *ctx;
-    assert_int_equal(sp_context_new(&cfg, &ctx), 0);
-    sp_stream *g = gen(ctx, 20, 1, 300, 200);
-    sp_stream *r = sp_stream_reduce_by_key_agg(g, SP_AGG_SUM);
-    sp_stream *h = sp_stream_count_approx_distinct(
-        sp_stream_map(g, sp_expr_field(ctx, sp_expr_arg(ctx, 0), 0)), 0.05);
-    assert_non_null(r);
-    assert_non_null(h);
-    digest *d1 = calloc(1, sizeof *d1), *d2 = calloc(1, sizeof *d2);
-    assert_int_equal(sp_stream_foreach_rdd(r, on_digest, d1), 0);
-    assert_int_equal(sp_stream_foreach_rdd(h, on_digest, d2), 0);
-    run_ok(ctx);
-    sp_memory_stats m;
-    assert_int_equal(sp_context_memory(ctx, &m), 0);
-    assert_int_equal(m.reclaiming, 0);
-    assert_int_equal(m.reclaim_cycles, 0);
-    assert_int_equal(m.dict_reclaimed, 0);
-    assert_int_equal(d1->n, 5);
-    free(d1);
-    free(d2);
-    sp_context_free(ctx);
+    check_job(job_ev_distinct_window, 40, 4000);
+}
+
+/* Quantiles of bytes per client over 4 s sliding by 2 s (DDSketch panes keep client ids). */
+static sp_stream *job_ev_quantiles_window(sp_context *ctx)
+{
+    static const double qs[] = {0.5, 0.95};
+    sp_stream *e = ev_stream(ctx);
+    return e ? sp_stream_approx_quantiles_by_key_and_window(pair_of(ctx, e, 1, 3), 2, qs, 0.01,
+                                                            4000, 2000)
+             : NULL;
+}
+
+static void test_event_time_quantiles_by_key_window_equals_reference(void **st)
+{
+    (void)st;
+    check_job(job_ev_quantiles_window, 40, 4000);
+}
+
+/* The top 5 paths by requests over 5 s (the window's panes), then per batch: unique clients
+ * and p95 bytes per path of that batch (per-batch sketch nodes: their keymap and memos are
+ * emptied at every cycle), all joined. */
+static sp_stream *job_ev_topk_and_per_batch(sp_context *ctx)
+{
+    static const double q95[] = {0.95};
+    sp_stream *e = ev_stream(ctx);
+    if (!e) return NULL;
+    sp_expr *r = sp_expr_arg(ctx, 0);
+    sp_stream *hits =
+        sp_stream_map(e, sp_expr_tuple2(ctx, sp_expr_field(ctx, r, 2), sp_expr_i64(ctx, 1)));
+    sp_stream *top =
+        sp_stream_top_k(sp_stream_reduce_by_key_and_window_agg(hits, SP_AGG_SUM, 5000, 1000), 5);
+    sp_stream *uniq = sp_stream_count_approx_distinct_by_key(pair_of(ctx, e, 2, 1), 0.02);
+    sp_stream *p95 = sp_stream_approx_quantiles_by_key(pair_of(ctx, e, 2, 3), 1, q95, 0.01);
+    sp_stream *both = sp_stream_join(uniq, p95);
+    /* (path, (clients, p95)) -> (path, clients * 100000 + p95 as an integer) */
+    sp_expr *v = sp_expr_arg(ctx, 0);
+    sp_expr *packed = sp_expr_binop(
+        ctx, SP_OP_ADD,
+        sp_expr_binop(ctx, SP_OP_MUL, sp_expr_field(ctx, v, 0), sp_expr_i64(ctx, 100000)),
+        sp_expr_cast(ctx, sp_expr_field(ctx, v, 1), SP_I64));
+    return top && both ? sp_stream_union(top, sp_stream_map_values(both, packed)) : NULL;
+}
+
+static void test_event_time_topk_and_per_batch_sketches_equal_reference(void **st)
+{
+    (void)st;
+    check_job(job_ev_topk_and_per_batch, 40, 3000);
+}
+
+/* Without event time: unique values per rotating key over 12 batch times (HLL panes, integer
+ * values hashed directly), unioned with the unkeyed distinct count of the keys. */
+static sp_stream *job_distinct_window_gen(sp_context *ctx)
+{
+    sp_stream *g = gen(ctx, 21, 1, 300, 100);
+    if (!g) return NULL;
+    sp_stream *w = sp_stream_count_approx_distinct_by_key_and_window(g, 0.02, 12000, 1000);
+    sp_stream *n = sp_stream_count_approx_distinct_and_window(
+        sp_stream_map(g, sp_expr_field(ctx, sp_expr_arg(ctx, 0), 0)), 0.02, 3000, 1000);
+    sp_stream *nk =
+        n ? sp_stream_map(n, sp_expr_tuple2(ctx, sp_expr_str(ctx, "all"), sp_expr_arg(ctx, 0)))
+          : NULL;
+    return w && nk ? sp_stream_union(w, nk) : NULL;
+}
+
+static void test_sketch_windows_keep_their_ids(void **st)
+{
+    (void)st;
+    check_job(job_distinct_window_gen, 36, 3000);
 }
 
 int main(void)
@@ -513,7 +610,10 @@ int main(void)
         cmocka_unit_test(test_window_remembered_batches_keep_their_ids),
         cmocka_unit_test(test_join_of_windows_keeps_history_ids),
         cmocka_unit_test(test_state_rows_keep_their_ids_for_many_batches),
-        cmocka_unit_test(test_unmarkable_node_disables_reclaiming),
+        cmocka_unit_test(test_event_time_distinct_by_key_window_equals_reference),
+        cmocka_unit_test(test_event_time_quantiles_by_key_window_equals_reference),
+        cmocka_unit_test(test_event_time_topk_and_per_batch_sketches_equal_reference),
+        cmocka_unit_test(test_sketch_windows_keep_their_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

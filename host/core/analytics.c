@@ -12,7 +12,9 @@
  * bookkeeping. Cost per slide: W/g sketch merges per key present in the window; memory: one
  * sketch per key present in each pane (HLL 2^p bytes, DDSketch 8 bytes per bucket in use).
  *
- * Keyed outputs list keys in first-seen order over the stream's life (keymap ids). */
+ * Keyed outputs list keys in keymap-id order: first-seen order over the stream's life until a
+ * reclaim cycle (an_mark) frees ids, which later keys reuse (row order inside a batch is not
+ * specified). */
 #include "core/core_int.h"
 #include "ops/hll_int.h"
 #include "ops/qsketch_int.h"
@@ -57,10 +59,10 @@ typedef struct an_state {
     uint32_t nslot;
     void **pool; /* cleared sketches for reuse: keys come back batch after batch */
     size_t npool, cap_pool;
-    /* Memos indexed by dictionary id (ids are stable for the context's life, so entries never
-     * go stale); grown on demand to the largest id seen. kid: keymap id of a one-column str
-     * key (UINT32_MAX: not yet looked up). hash/hknown: hll hash of a one-column str value.
-     * Memory: 4 bytes per id for kid, 9 per id for the hashes. */
+    /* Memos indexed by dictionary id, grown on demand to the largest id seen; dropped at every
+     * reclaim cycle (an_mark), since a sweep may reuse dictionary and keymap ids. kid: keymap id of
+     * a one-column str key (UINT32_MAX: not yet looked up). hash/hknown: hll hash of a one-column
+     * str value. Memory: 4 bytes per id for kid, 9 per id for the hashes. */
     uint32_t *kid;
     size_t nkid;
     uint64_t *hash;
@@ -619,21 +621,53 @@ static void an_explain(const sp_stream *s, strbuf *sb)
         sb_printf(sb, " (host)");
 }
 
-/* No mark function (stream_ops.mark): the memos below are indexed by dictionary id and the
- * window panes keep key ids, so a job with these nodes does not reclaim ids. */
+/* Reclaim cycle (core/reclaim.c). What outlives a batch time: the window ring's panes keep
+ * keymap ids (one entry per key, the key's strings live in s->km, which reclaim.c then marks
+ * in the dictionary); sketches keep hashes and values, never ids; topK keeps nothing. The
+ * memos kid, hash and hknown are indexed by dictionary id and kid holds keymap ids: a sweep
+ * may free and reuse both, so every cycle drops them (they regrow from the next batch, one
+ * lookup per distinct string: O(1) amortised, as the cycle itself). The merged window in
+ * st->cur is rebuilt at every emit: reset here, so that no entry keeps an unmarked id. Every
+ * ring slot is marked, including one holding an older pane (never read again, reset when its
+ * slot is reused): its keys stay as long as its sketches do. Per-batch nodes
+ * number one batch's keys only: their keymap is emptied. Cost: O(entries in the ring). */
+static void an_mark(sp_stream *s, sp_dict *dict)
+{
+    (void)dict;
+    an_state *st = s->state;
+    const sp_allocator *a = &s->ctx->alloc;
+    mem_free(a, st->kid);
+    mem_free(a, st->hash);
+    mem_free(a, st->hknown);
+    st->kid = NULL;
+    st->hash = NULL;
+    st->hknown = NULL;
+    st->nkid = st->nhash = 0;
+    an_pane_reset(s, st, &st->cur, st->cur.idx);
+    if (!st->windowed || !s->km) {
+        keymap_clear(s->km);
+        return;
+    }
+    keymap_mark_begin(s->km);
+    for (int64_t i = 0; i < st->npanes; i++)
+        for (size_t j = 0; j < st->ring[i].n; j++)
+            keymap_mark(s->km, st->ring[i].e[j].id);
+    keymap_sweep(s->km, NULL); /* out of memory: nothing freed this time */
+}
+
 static const stream_ops an_ops_distinct = {
-    "countApproxDistinct", NULL, an_compute, an_destroy, an_explain, NULL};
+    "countApproxDistinct", NULL, an_compute, an_destroy, an_explain, an_mark};
 static const stream_ops an_ops_distinct_w = {
-    "countApproxDistinctAndWindow", an_tick, an_compute, an_destroy, an_explain, NULL};
+    "countApproxDistinctAndWindow", an_tick, an_compute, an_destroy, an_explain, an_mark};
 static const stream_ops an_ops_distinct_key = {
-    "countApproxDistinctByKey", NULL, an_compute, an_destroy, an_explain, NULL};
+    "countApproxDistinctByKey", NULL, an_compute, an_destroy, an_explain, an_mark};
 static const stream_ops an_ops_distinct_key_w = {
-    "countApproxDistinctByKeyAndWindow", an_tick, an_compute, an_destroy, an_explain, NULL};
+    "countApproxDistinctByKeyAndWindow", an_tick, an_compute, an_destroy, an_explain, an_mark};
 static const stream_ops an_ops_quant = {
-    "approxQuantilesByKey", NULL, an_compute, an_destroy, an_explain, NULL};
+    "approxQuantilesByKey", NULL, an_compute, an_destroy, an_explain, an_mark};
 static const stream_ops an_ops_quant_w = {
-    "approxQuantilesByKeyAndWindow", an_tick, an_compute, an_destroy, an_explain, NULL};
-static const stream_ops an_ops_topk = {"topK", NULL, an_compute, an_destroy, an_explain, NULL};
+    "approxQuantilesByKeyAndWindow", an_tick, an_compute, an_destroy, an_explain, an_mark};
+static const stream_ops an_ops_topk = {"topK", NULL, an_compute, an_destroy, an_explain, an_mark};
 
 /* -------------------------------------------------------------------------- construction */
 

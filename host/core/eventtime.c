@@ -286,9 +286,19 @@ static void evt_explain(const sp_stream *s, strbuf *sb)
               e->ts_col, (long long)e->watermark_ms, (long long)e->horizon_ms);
 }
 
-/* No mark function: the buckets keep batches of future event times, which a job with event
- * time then never reclaims. */
-static const stream_ops evt_ops = {"eventTime", NULL, evt_compute, evt_destroy, evt_explain, NULL};
+/* Reclaim cycle: the buckets not yet due keep rows (their dictionary-encoded strings) past the
+ * batch time; the emitted batch belongs to the batch time and was released. The node numbers
+ * no keys (s->km is unused). Cost: O(rows in the buckets). */
+static void evt_mark(sp_stream *s, sp_dict *dict)
+{
+    const evtime *e = s->state;
+    for (size_t i = 0; i < e->nbuckets; i++)
+        batch_mark_ids(e->buckets[i].b, dict);
+    keymap_clear(s->km);
+}
+
+static const stream_ops evt_ops = {"eventTime", NULL,        evt_compute,
+                                   evt_destroy, evt_explain, evt_mark};
 
 int stream_is_event_time(const sp_stream *s)
 {

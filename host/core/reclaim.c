@@ -10,9 +10,11 @@
  *    keep none; their keymaps only number the keys of one batch, so they are emptied;
  *  - stateful nodes (N_OPS) mark through stream_ops.mark: windows their panes' key ids, their
  *    lambda panes' ids and values, their remembered batches and previous window;
- *    updateStateByKey its state batch. A node without a mark function (event time's buckets,
- *    sketch windows) keeps ids it cannot enumerate: a job with one never reclaims (decided
- *    once, at the first cycle), so correctness never depends on a holder forgetting to mark;
+ *    updateStateByKey its state batch; event time the rows of its buckets not yet due; the
+ *    sketch operators (analytics.c) their window panes' key ids, dropping their memos indexed
+ *    by dictionary id. A node without a mark function keeps ids it cannot enumerate: a job
+ *    with one never reclaims (decided once, at the first cycle), so correctness never
+ *    depends on a holder forgetting to mark;
  *  - keymaps that survive then mark the dictionary ids in their string key columns;
  *  - what was interned before the first batch time (expression and kernel literals) is
  *    pinned by ctx_reclaim_start;
