@@ -6,11 +6,14 @@
  * frees everything it took, whatever failed). */
 #include "spate.h"
 #include "support/jobfix.h"
+#include "support/statefix.h"
 #include "support/testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const int64_t us_limit = 30; /* state_sum_upto drops a key past it */
 
 typedef struct failer {
     long n, fail_at; /* allocations so far; the one to refuse (0: none) */
@@ -35,18 +38,6 @@ static int on_rdd(void *ud, const sp_batch *b)
 {
     (*(size_t *)ud) += sp_batch_count(b);
     return 0;
-}
-
-static int us_sum(void *ud, int64_t t, const sp_row *key, const sp_row *const *values, size_t nv,
-                  const sp_row *state, sp_emitter *out)
-{
-    (void)ud;
-    (void)t;
-    (void)key;
-    int64_t s = state ? sp_row_i64(state, 0) : 0;
-    for (size_t i = 0; i < nv; i++)
-        s += sp_row_i64(values[i], 0);
-    return s > 30 ? 0 : sp_emit_i64(out, s) || sp_emit_end(out);
 }
 
 typedef struct paths {
@@ -88,7 +79,8 @@ static int run_job(const paths *p, failer *f, size_t *rows)
                                         sp_expr_binop(ctx, SP_OP_MUL, sp_expr_field(ctx, a0, 1),
                                                       sp_expr_i64(ctx, 3))));
     sp_stream *w = sp_stream_reduce_by_key_and_window(m, add, sub, 2000, 1000, NULL);
-    sp_stream *st = sp_stream_update_state_by_key(a, "i64", us_sum, NULL, NULL);
+    sp_stream *st =
+        sp_stream_update_state_by_key(a, "i64", state_sum_upto, (void *)&us_limit, NULL);
     sp_stream *j = sp_stream_left_outer_join(w, b);
     sp_stream *g = sp_stream_group_by_key_and_window(a, 2000, 1000);
     sp_stream *keys = sp_stream_map(a, sp_expr_field(ctx, a0, 0));

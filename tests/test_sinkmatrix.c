@@ -15,6 +15,7 @@
  *                                 element total (an aggregate view: it keeps no records). */
 #include "spate.h"
 #include "support/jobfix.h"
+#include "support/statefix.h"
 #include "support/testutil.h"
 
 #include <dirent.h>
@@ -26,6 +27,8 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------------ records */
+
+static const int64_t us_limit = 60; /* state_sum_upto drops a key past it */
 
 typedef struct recs {
     size_t n, cap;
@@ -401,20 +404,6 @@ static int tr_reverse(void *ud, const sp_batch *in, sp_emitter *out)
     return 0;
 }
 
-/* Running sum; a key whose sum passes 60 is removed (and starts again if it comes back). */
-static int us_sum(void *ud, int64_t t, const sp_row *key, const sp_row *const *values, size_t nv,
-                  const sp_row *state, sp_emitter *out)
-{
-    (void)ud;
-    (void)t;
-    (void)key;
-    int64_t s = state ? sp_row_i64(state, 0) : 0;
-    for (size_t i = 0; i < nv; i++)
-        s += sp_row_i64(values[i], 0);
-    if (s > 60) return 0;
-    return sp_emit_i64(out, s) || sp_emit_end(out);
-}
-
 typedef sp_stream *(*build_fn)(sp_context *ctx, sp_stream *a, sp_stream *b);
 
 static sp_stream *b_map(sp_context *ctx, sp_stream *a, sp_stream *b)
@@ -615,7 +604,7 @@ static sp_stream *b_update_state(sp_context *ctx, sp_stream *a, sp_stream *b)
 {
     (void)ctx;
     (void)b;
-    return sp_stream_update_state_by_key(a, "i64", us_sum, NULL, NULL);
+    return sp_stream_update_state_by_key(a, "i64", state_sum_upto, (void *)&us_limit, NULL);
 }
 static sp_stream *b_update_state_expr(sp_context *ctx, sp_stream *a, sp_stream *b)
 {
@@ -694,8 +683,9 @@ static sp_stream *b_join_of_windows(sp_context *ctx, sp_stream *a, sp_stream *b)
 static sp_stream *b_union_of_state(sp_context *ctx, sp_stream *a, sp_stream *b)
 {
     (void)ctx;
-    return sp_stream_union(sp_stream_update_state_by_key(a, "i64", us_sum, NULL, NULL),
-                           sp_stream_reduce_by_key_and_window_agg(b, SP_AGG_COUNT, 2000, 1000));
+    return sp_stream_union(
+        sp_stream_update_state_by_key(a, "i64", state_sum_upto, (void *)&us_limit, NULL),
+        sp_stream_reduce_by_key_and_window_agg(b, SP_AGG_COUNT, 2000, 1000));
 }
 /* Event time: the value picks the record's timestamp (0..19 x 250 ms: the first 5 s). */
 static sp_stream *b_event_time(sp_context *ctx, sp_stream *a, sp_stream *b)

@@ -1,6 +1,7 @@
 /* checkpoint.c — the checkpoint directory's files and their records (contract in
  * checkpoint_int.h). */
 #include "core/checkpoint_int.h"
+#include "io/io_int.h"
 #include "util/strbuf_int.h"
 
 #include <errno.h>
@@ -39,28 +40,6 @@ struct ckpt {
     uint64_t *pending_sinks;
     int pending_n;
 };
-
-int ckpt_fsync_fd(int fd)
-{
-    if (getenv("SPATE_CHECKPOINT_NO_FSYNC")) return 0;
-    return fsync(fd);
-}
-
-int ckpt_fsync_dir_of(const char *path)
-{
-    if (getenv("SPATE_CHECKPOINT_NO_FSYNC")) return 0;
-    char buf[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(buf, sizeof buf, ".");
-    else
-        snprintf(buf, sizeof buf, "%.*s", (int)(slash == path ? 1 : slash - path), path);
-    int fd = open(buf, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
 static char *ckpt_path(ckpt *c, const char *name)
 {
@@ -150,7 +129,7 @@ static int ckpt_read_log(ckpt *c, const char *name, ckpt_take_fn take, int *fd, 
                     "spate: checkpoint %s:%" PRId64 ": a record cut short by a crash was dropped\n",
                     path, line);
             if (c->readonly) break;
-            if (ftruncate(*fd, (off_t)good) != 0 || ckpt_fsync_fd(*fd) != 0) {
+            if (ftruncate(*fd, (off_t)good) != 0 || io_fsync(*fd) != 0) {
                 rc = diag_set(d, SP_EIO, "checkpoint %s: %s", path, strerror(errno));
                 goto out;
             }
@@ -262,9 +241,9 @@ static int ckpt_meta(ckpt *c, const char *fingerprint, int64_t batch_ms, sp_diag
     } else {
         fprintf(f, "{\"version\":%d,\"fingerprint\":\"%s\",\"batch_ms\":%" PRId64 "}\n",
                 CKPT_VERSION, fingerprint, batch_ms);
-        int bad = fflush(f) != 0 || ckpt_fsync_fd(fileno(f)) != 0;
+        int bad = fflush(f) != 0 || io_fsync(fileno(f)) != 0;
         bad |= fclose(f) != 0;
-        if (bad || rename(tmp, path) != 0 || ckpt_fsync_dir_of(path) != 0)
+        if (bad || rename(tmp, path) != 0 || io_fsync_dir_of(path) != 0)
             rc = diag_set(d, SP_EIO, "checkpoint %s: %s", path, strerror(errno));
     }
     mem_free(c->a, tmp);
@@ -388,7 +367,7 @@ static int ckpt_write(ckpt *c, int fd, const char *name, strbuf *sb, int sync, s
         p += w;
         left -= (size_t)w;
     }
-    if (sync && ckpt_fsync_fd(fd) != 0)
+    if (sync && io_fsync(fd) != 0)
         return diag_set(d, SP_EIO, "checkpoint %s/%s: fsync: %s", c->dir, name, strerror(errno));
     return SP_OK;
 }
@@ -463,7 +442,7 @@ int ckpt_sync(ckpt *c, sp_diag *d)
 {
     if (!c || !c->pending_k) return SP_OK;
     /* the offsets first: a durable commit never names a batch whose offsets are not */
-    if (ckpt_fsync_fd(c->offsets_fd) != 0)
+    if (io_fsync(c->offsets_fd) != 0)
         return diag_set(d, SP_EIO, "checkpoint %s/offsets: fsync: %s", c->dir, strerror(errno));
     int rc = ckpt_write(c, c->commits_fd, "commits", &c->pending, 1, d);
     if (rc) return rc;

@@ -71,9 +71,7 @@ int ckpt_sync(ckpt *c, sp_diag *d);
  *  committed, the last batch's time and sources' positions, the outputs' positions. */
 int ckpt_describe(const char *dir, FILE *f, sp_diag *d);
 
-/** fsync(2) of a file and of the directory holding it, unless $SPATE_CHECKPOINT_NO_FSYNC is
- *  set (a test switch that lets the power-cut test show what the fsyncs prevent). */
-int ckpt_fsync_fd(int fd);
-int ckpt_fsync_dir_of(const char *path);
+/* fsyncs go through io_fsync and io_fsync_dir_of (io/io_int.h), which
+ * $SPATE_CHECKPOINT_NO_FSYNC turns off for tests. */
 
 #endif

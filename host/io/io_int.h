@@ -117,6 +117,13 @@ int sink_print_new(const sp_allocator *a, FILE *f, int n, sp_sink **out, sp_diag
  *  under a temporary name then renamed (a re-run of a batch replaces it). */
 int sink_text_files_new(const sp_allocator *a, const char *prefix, const char *suffix,
                         sp_sink **out, sp_diag *d);
+/** Durability for checkpointed runs: fsync(2) of fd, fsync of the directory holding path,
+ *  syncfs(2) of the file system holding it; 0 or -1 with errno. All do nothing when
+ *  $SPATE_CHECKPOINT_NO_FSYNC is set (a test switch, core/checkpoint_int.h). */
+int io_fsync(int fd);
+int io_fsync_dir_of(const char *path);
+int io_syncfs_of(const char *path);
+
 /** CSV / JSON-lines file appended batch by batch. The file is truncated when the sink is made,
  *  unless `keep` (a checkpointed run: resume cuts it back to its committed size). */
 int sink_csv_new(const sp_allocator *a, const char *path, int keep, sp_sink **out, sp_diag *d);

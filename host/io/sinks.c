@@ -61,27 +61,42 @@ static int sink_drain(strbuf *sb, FILE *f, const char *kind, const char *path, s
     return 0;
 }
 
-/* fsync, unless $SPATE_CHECKPOINT_NO_FSYNC (the power-cut test's switch, checkpoint_int.h). */
-static int sink_fsync(int fd)
+int io_fsync(int fd)
 {
     return getenv("SPATE_CHECKPOINT_NO_FSYNC") ? 0 : fsync(fd);
 }
 
-/* syncfs(2) of the file system holding path's directory (same switch). */
-static int sink_sync_fs_of(const char *path)
+/* The directory part of path ("." when it has none). */
+static void io_dir_of(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, size, ".");
+    else
+        snprintf(dir, size, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+}
+
+/* fsync or syncfs of the directory holding path. */
+static int io_sync_dir(const char *path, int whole_fs)
 {
     if (getenv("SPATE_CHECKPOINT_NO_FSYNC")) return 0;
-    const char *slash = strrchr(path, '/');
     char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    io_dir_of(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -1;
-    int rc = syncfs(fd);
+    int rc = whole_fs ? syncfs(fd) : fsync(fd);
     close(fd);
     return rc;
+}
+
+int io_fsync_dir_of(const char *path)
+{
+    return io_sync_dir(path, 0);
+}
+
+int io_syncfs_of(const char *path)
+{
+    return io_sync_dir(path, 1);
 }
 
 /* ---------------------------------------------------------------------------------- print */
@@ -372,7 +387,7 @@ static int text_commit(sp_sink *k, int sync, uint64_t *pos, sp_diag *d)
     text_sink *t = k->impl;
     *pos = 0;
     if (!sync || !t->dirty) return 0;
-    if (sink_sync_fs_of(t->prefix) != 0)
+    if (io_syncfs_of(t->prefix) != 0)
         return diag_set(d, SP_EIO, "saveAsTextFiles %s: syncfs: %s", t->prefix, strerror(errno));
     t->dirty = 0;
     return 0;
@@ -693,7 +708,7 @@ static int file_resume(sp_sink *k, uint64_t pos, sp_diag *d)
                         "%s %s: %lld bytes, but the checkpoint committed %llu: the file was "
                         "changed or replaced since",
                         k->vt->kind, fs->path, (long long)st.st_size, (unsigned long long)pos);
-    if (ftruncate(fileno(fs->f), (off_t)pos) != 0 || sink_fsync(fileno(fs->f)) != 0)
+    if (ftruncate(fileno(fs->f), (off_t)pos) != 0 || io_fsync(fileno(fs->f)) != 0)
         return diag_set(d, SP_EIO, "%s %s: %s", k->vt->kind, fs->path, strerror(errno));
     fs->header_done = pos > 0;
     return 0;
@@ -703,7 +718,7 @@ static int file_commit(sp_sink *k, int sync, uint64_t *pos, sp_diag *d)
 {
     file_sink *fs = k->impl;
     struct stat st;
-    if (!fs->f || fflush(fs->f) != 0 || (sync && sink_fsync(fileno(fs->f)) != 0) ||
+    if (!fs->f || fflush(fs->f) != 0 || (sync && io_fsync(fileno(fs->f)) != 0) ||
         fstat(fileno(fs->f), &st) != 0)
         return diag_set(d, SP_EIO, "%s %s: %s", k->vt->kind, fs->path,
                         fs->f ? strerror(errno) : "closed");
